@@ -1,0 +1,1 @@
+//! Thin safe layer over dpdk-sys (EAL, mempools, ethdev, mbufs).

@@ -1,0 +1,18 @@
+//! flatrpc dataplane runtime.
+//!
+//! One folder per concern:
+//! - [`port`]: the `Port` trait and its backends (DPDK, AF_PACKET, TAP, sim);
+//! - [`wire`]: checked views over Ethernet, ARP, IPv4, UDP and the RPC header;
+//! - [`transport`]: sans-IO per-RPC reliability (sessions, retransmit, dedup, reorder, fragments);
+//! - [`engine`]: the per-core busy-poll loop;
+//! - [`app`]: application channels;
+//! - [`stats`]: counters and histograms;
+//! - [`config`]: TOML configuration.
+//!
+//! `unsafe` lives only in `dpdk` (the thin safe layer over `dpdk-sys`) and in the
+//! `port::afpacket` / `port::tap` backends, each block with a `// SAFETY:` line.
+
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
+pub mod port;
+pub mod wire;

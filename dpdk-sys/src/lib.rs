@@ -1,0 +1,1 @@
+//! Raw DPDK FFI (filled by the dpdk-sys work).
