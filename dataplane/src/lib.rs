@@ -14,5 +14,6 @@
 
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod forward;
 pub mod port;
 pub mod wire;
