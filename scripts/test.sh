@@ -18,9 +18,9 @@ echo "== build (no DPDK: the pure-Rust backends alone)"
 cargo build --workspace --exclude dpdk-sys --no-default-features --all-targets
 
 echo "== build (default features, DPDK)"
-cargo build --workspace --all-targets --release
+cargo build --workspace --all-targets
 
 echo "== tests"
 # One test binary at a time keeps namespace and EAL tests from fighting over 2 cores;
 # inside a binary, tests run in parallel unless they serialise themselves.
-cargo test --workspace --release --no-fail-fast "${shift_args[@]}"
+cargo test --workspace --no-fail-fast "${shift_args[@]}"
