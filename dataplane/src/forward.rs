@@ -92,7 +92,7 @@ pub enum FwdError {
     BadBurst(usize),
     #[error("txonly needs at least one frame template")]
     NoTemplates,
-    #[error("frame template of {len} bytes does not fit a {capacity}-byte buffer")]
+}
 
 /// One core's forwarding loop over one queue of each of its ports.
 pub struct Forwarder<P: Port> {

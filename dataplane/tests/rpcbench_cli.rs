@@ -21,7 +21,11 @@ fn assert_clean_failure(args: &[&str], needle: &str) {
         "{args:?}: expected {needle:?} in stderr, got: {stderr}"
     );
     let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
-    assert_eq!(lines.len(), 1, "{args:?}: want one error line, got: {stderr}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: want one error line, got: {stderr}"
+    );
 }
 
 #[test]
@@ -50,7 +54,14 @@ fn tap_without_iface() {
 #[test]
 fn missing_interface() {
     assert_clean_failure(
-        &["--backend", "afpacket", "--iface", "flatrpc-nope0", "--duration", "1"],
+        &[
+            "--backend",
+            "afpacket",
+            "--iface",
+            "flatrpc-nope0",
+            "--duration",
+            "1",
+        ],
         "flatrpc-nope0",
     );
 }

@@ -1,0 +1,351 @@
+//! Dataplane configuration, read from TOML with serde.
+//!
+//! ```toml
+//! cores = [1]                      # polling cores, one queue each
+//!
+//! [port]
+//! backend = "afpacket"             # "dpdk" | "afpacket" | "tap"
+//! iface = "fr-va"                  # afpacket / tap
+//! # eal = "--no-huge -m 256 --no-pci --vdev=net_af_packet0,iface=fr-va"   # dpdk
+//!
+//! [net]
+//! ip = "10.77.0.1"
+//! udp_port = 7000
+//! # mac = "02:00:00:00:00:01"      # default: the port's own
+//! neighbors = [{ ip = "10.77.0.2", mac = "02:00:00:00:00:02" }]   # static ARP entries
+//!
+//! [transport]                      # every key optional
+//! rto_us = 500
+//!
+//! [tables.firewall]                # state of config-loaded ANF tables, per element
+//! rules = { alice = "allow", bob = "deny" }
+//! ```
+//!
+//! Unknown keys and bad values are errors that name the key (and its line). This
+//! module validates shape and values; it does not open ports or know the service.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::wire::MacAddr;
+
+/// A configuration that could not be read or is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: `{key}`: {message}")]
+    Invalid {
+        path: String,
+        key: &'static str,
+        message: String,
+    },
+}
+
+/// Which packet backend the dataplane drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Dpdk,
+    Afpacket,
+    Tap,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    pub backend: BackendKind,
+    /// Interface name (afpacket, tap).
+    pub iface: Option<String>,
+    /// EAL arguments (dpdk), one string split on whitespace.
+    pub eal: Option<String>,
+    /// DPDK port id or device name to use (default: the first port).
+    pub device: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Neighbor {
+    pub ip: Ipv4Addr,
+    #[serde(deserialize_with = "de_mac")]
+    pub mac: MacAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetConfig {
+    pub ip: Ipv4Addr,
+    #[serde(default = "default_udp_port")]
+    pub udp_port: u16,
+    #[serde(default, deserialize_with = "de_opt_mac")]
+    pub mac: Option<MacAddr>,
+    #[serde(default)]
+    pub neighbors: Vec<Neighbor>,
+}
+
+fn default_udp_port() -> u16 {
+    7000
+}
+
+/// Transport tuning; absent keys take the transport's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransportConfig {
+    /// Initial retransmission timeout, microseconds.
+    pub rto_us: Option<u64>,
+    /// Retransmissions before a reliable RPC fails.
+    pub max_retries: Option<u32>,
+    /// Outstanding RPCs per session (credits).
+    pub window: Option<u32>,
+    /// Largest message, bytes.
+    pub max_message: Option<usize>,
+    /// Timeout of an unreliable RPC, microseconds.
+    pub unreliable_timeout_us: Option<u64>,
+    /// Sessions kept at most (per core).
+    pub max_sessions: Option<usize>,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub cores: Vec<usize>,
+    pub port: PortConfig,
+    pub net: NetConfig,
+    #[serde(default)]
+    pub transport: TransportConfig,
+    /// Initial state of config-loaded ANF tables, by element name; each value is given
+    /// to the generated service's `Tables` deserialiser.
+    #[serde(default)]
+    pub tables: BTreeMap<String, toml::Value>,
+}
+
+fn de_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<MacAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(serde::de::Error::custom)
+}
+
+fn de_opt_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<MacAddr>, D::Error> {
+    de_mac(d).map(Some)
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates configuration text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, message: String| ConfigError::Invalid {
+            path: origin.to_string(),
+            key,
+            message,
+        };
+        if self.cores.is_empty() {
+            return Err(bad("cores", "needs at least one core".into()));
+        }
+        let mut seen = self.cores.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() != self.cores.len() {
+            return Err(bad("cores", "lists a core twice".into()));
+        }
+        match self.port.backend {
+            BackendKind::Dpdk => {
+                if self.port.eal.as_deref().is_none_or(|e| e.trim().is_empty()) {
+                    return Err(bad(
+                        "port.eal",
+                        "the dpdk backend needs EAL arguments".into(),
+                    ));
+                }
+                if self.port.iface.is_some() {
+                    return Err(bad(
+                        "port.iface",
+                        "not used by the dpdk backend: name the device in port.eal (e.g. --vdev=net_af_packet0,iface=...)".into(),
+                    ));
+                }
+            }
+            BackendKind::Afpacket | BackendKind::Tap => {
+                match self.port.iface.as_deref() {
+                    None | Some("") => {
+                        return Err(bad(
+                            "port.iface",
+                            "this backend needs an interface name".into(),
+                        ))
+                    }
+                    Some(i) if i.len() > 15 => {
+                        return Err(bad("port.iface", format!("{i:?} is longer than 15 bytes")))
+                    }
+                    _ => {}
+                }
+                if self.port.eal.is_some() || self.port.device.is_some() {
+                    return Err(bad(
+                        "port.eal",
+                        "EAL arguments and device only apply to the dpdk backend".into(),
+                    ));
+                }
+            }
+        }
+        if self.net.ip.is_unspecified() || self.net.ip.is_broadcast() || self.net.ip.is_multicast()
+        {
+            return Err(bad(
+                "net.ip",
+                format!("{} is not a unicast address", self.net.ip),
+            ));
+        }
+        if self.net.udp_port == 0 {
+            return Err(bad("net.udp_port", "must not be 0".into()));
+        }
+        if let Some(m) = self.net.mac {
+            if m.is_multicast() || m == MacAddr::ZERO {
+                return Err(bad("net.mac", format!("{m} is not a unicast address")));
+            }
+        }
+        for n in &self.net.neighbors {
+            if n.mac.is_multicast() || n.mac == MacAddr::ZERO {
+                return Err(bad(
+                    "net.neighbors.mac",
+                    format!("{} is not a unicast address", n.mac),
+                ));
+            }
+        }
+        let t = &self.transport;
+        let positive = [
+            ("transport.rto_us", t.rto_us.map(|v| v as u128)),
+            ("transport.window", t.window.map(|v| v as u128)),
+            ("transport.max_message", t.max_message.map(|v| v as u128)),
+            (
+                "transport.unreliable_timeout_us",
+                t.unreliable_timeout_us.map(|v| v as u128),
+            ),
+            ("transport.max_sessions", t.max_sessions.map(|v| v as u128)),
+        ];
+        for (key, v) in positive {
+            if v == Some(0) {
+                return Err(bad(key, "must be greater than 0".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// EAL arguments split on whitespace.
+    pub fn eal_args(&self) -> Vec<String> {
+        self.port
+            .eal
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+cores = [1]
+[port]
+backend = "afpacket"
+iface = "fr-va"
+[net]
+ip = "10.77.0.1"
+neighbors = [{ ip = "10.77.0.2", mac = "02:00:00:00:00:02" }]
+[transport]
+rto_us = 500
+[tables.firewall]
+rules = { alice = "allow" }
+"#;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "t.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_good_config_parses() {
+        let c = Config::parse(GOOD, "t.toml").unwrap();
+        assert_eq!(c.port.backend, BackendKind::Afpacket);
+        assert_eq!(c.net.udp_port, 7000);
+        assert_eq!(c.net.neighbors[0].mac.to_string(), "02:00:00:00:00:02");
+        assert_eq!(c.transport.rto_us, Some(500));
+        assert!(c.tables.contains_key("firewall"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = err(&GOOD.replace("rto_us = 500", "rto_ms = 500"));
+        assert!(e.contains("rto_ms"), "{e}");
+        let e = err(&format!("bogus = 1\n{GOOD}"));
+        assert!(e.contains("bogus"), "{e}");
+        let e = err(&GOOD.replace("[net]", "[net]\nipaddr = \"10.0.0.1\""));
+        assert!(e.contains("ipaddr"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            (GOOD.replace("cores = [1]", "cores = []"), "cores"),
+            (GOOD.replace("cores = [1]", "cores = [1, 1]"), "cores"),
+            (GOOD.replace("10.77.0.1", "10.77.0"), "ip"),
+            (GOOD.replace("10.77.0.1", "0.0.0.0"), "net.ip"),
+            (GOOD.replace("\"afpacket\"", "\"carrier\""), "backend"),
+            (GOOD.replace("iface = \"fr-va\"", ""), "port.iface"),
+            (
+                GOOD.replace("fr-va", "a-very-long-interface-name"),
+                "port.iface",
+            ),
+            (GOOD.replace("02:00:00:00:00:02", "02:00:00"), "mac"),
+            (
+                GOOD.replace("02:00:00:00:00:02", "01:00:00:00:00:02"),
+                "net.neighbors.mac",
+            ),
+            (
+                GOOD.replace("rto_us = 500", "rto_us = 0"),
+                "transport.rto_us",
+            ),
+            (GOOD.replace("rto_us = 500", "rto_us = -5"), "rto_us"),
+            (
+                GOOD.replace("backend = \"afpacket\"", "backend = \"dpdk\""),
+                "port.eal",
+            ),
+            (GOOD.replace("[net]", "[net]\nudp_port = 0"), "net.udp_port"),
+            ("cores = [1".to_string(), "t.toml"),
+        ];
+        for (text, key) in cases {
+            let e = err(&text);
+            assert!(e.contains(key), "expected {key:?} in {e:?}");
+        }
+    }
+
+    #[test]
+    fn eal_arguments_split_on_whitespace() {
+        let text = GOOD
+            .replace("backend = \"afpacket\"", "backend = \"dpdk\"")
+            .replace("iface = \"fr-va\"", "eal = \" --no-huge  -m 256 \"");
+        let c = Config::parse(&text, "t.toml").unwrap();
+        assert_eq!(c.eal_args(), ["--no-huge", "-m", "256"]);
+    }
+}
