@@ -252,6 +252,9 @@ fn afpacket_to_afpacket_1000_frames_each_way() -> Result<()> {
     }
     let pair = NetnsPair::new("afp")?;
     let mut a = open_afpacket(&pair.ns_a, &pair.veth_a, &small_cfg(1))?.remove(0);
+    // A second, independent port on the same interface: it must not see what `a`
+    // sends (PACKET_IGNORE_OUTGOING; a socket never sees its own frames anyway).
+    let mut a2 = open_afpacket(&pair.ns_a, &pair.veth_a, &small_cfg(1))?.remove(0);
     let mut b = open_afpacket(&pair.ns_b, &pair.veth_b, &small_cfg(1))?.remove(0);
     ensure!(
         a.mac() == pair.mac_of(&pair.ns_a, &pair.veth_a)?,
@@ -275,14 +278,17 @@ fn afpacket_to_afpacket_1000_frames_each_way() -> Result<()> {
         ..a_to_b
     };
     one_way(&mut a, &mut b, a_to_b, 1000, 100)?;
-    // The sender never receives its own frames back (PACKET_IGNORE_OUTGOING).
-    let mut own = Vec::new();
-    a.rx_burst(&mut own, MAX_BURST);
-    ensure!(
-        own.is_empty(),
-        "sender received {} frames of its own",
-        own.len()
-    );
+    // No port on the sending interface received the sent frames back. (Other frames
+    // do arrive: the kernel in b answers with ICMP port unreachable.)
+    for port in [&mut a, &mut a2] {
+        let mut got = Vec::new();
+        while port.rx_burst(&mut got, MAX_BURST) > 0 {}
+        let own = got.iter().filter(|f| seen(f.data(), 100).is_some()).count();
+        ensure!(
+            own == 0,
+            "a port on the sender received {own} of its frames"
+        );
+    }
     one_way(&mut b, &mut a, b_to_a, 1000, 1400)?;
     let (sa, sb) = (a.stats(), b.stats());
     ensure!(
@@ -385,6 +391,38 @@ fn afpacket_fanout_keeps_each_flow_on_one_queue() -> Result<()> {
     ensure!(
         used.len() == 2,
         "all {FLOWS} flows hashed to queue(s) {used:?}"
+    );
+
+    // Frames sent out of veth b, by the queues or by another socket, are not received
+    // back by any queue of the group (a group never sees its own frames;
+    // PACKET_FANOUT_FLAG_IGNORE_OUTGOING hides everyone else's), but do reach `a`.
+    let mut other = open_afpacket(&pair.ns_b, &pair.veth_b, &small_cfg(1))?.remove(0);
+    let back = UdpIpv4Header {
+        src_mac: dst_mac,
+        dst_mac: a.mac(),
+        src_ip: Ipv4Addr::new(10, 77, 0, 2),
+        dst_ip: Ipv4Addr::new(10, 77, 0, 1),
+        src_port: 9,
+        dst_port: TEST_PORT,
+        ttl: 64,
+        ip_id: 0,
+    };
+    for q in queues.iter_mut().chain(std::iter::once(&mut other)) {
+        let mut bufs = vec![frame_into(q, &back, &payload(0, 99, 64))?];
+        ensure!(q.tx_burst(&mut bufs) == 1);
+    }
+    let none = AtomicUsize::new(0);
+    let at_a = receive(std::slice::from_mut(&mut a), 3, 64, &none, ignore_other)?;
+    ensure!(at_a.len() == 3, "a got {} of the 3 frames sent", at_a.len());
+    let mut echoed = 0;
+    for q in queues.iter_mut() {
+        let mut got = Vec::new();
+        while q.rx_burst(&mut got, MAX_BURST) > 0 {}
+        echoed += got.iter().filter(|f| seen(f.data(), 64).is_some()).count();
+    }
+    ensure!(
+        echoed == 0,
+        "the fanout group received {echoed} frames sent out of its own interface"
     );
     println!(
         "fanout: queue 0 got {} flows, queue 1 got {}",
