@@ -323,7 +323,7 @@ mod tests {
 
     #[test]
     fn emit_matches_the_example() {
-        let mut b = vec![0u8; 20];
+        let mut b = [0u8; 20];
         let repr = Ipv4Repr {
             src: Ipv4Addr::new(192, 168, 0, 1),
             dst: Ipv4Addr::new(192, 168, 0, 199),

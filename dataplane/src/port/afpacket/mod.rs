@@ -80,14 +80,14 @@ impl AfPacketConfig {
         if self.queues == 0 || self.queues > 64 {
             return bad(format!("queues must be 1..=64, got {}", self.queues));
         }
-        if self.block_size == 0 || self.block_size % page != 0 {
+        if self.block_size == 0 || !self.block_size.is_multiple_of(page) {
             return bad(format!(
                 "block_size {} is not a positive multiple of the page size {page}",
                 self.block_size
             ));
         }
         if self.frame_size <= TX_DATA_OFFSET + ETH_HEADER_LEN
-            || self.frame_size % libc::TPACKET_ALIGNMENT != 0
+            || !self.frame_size.is_multiple_of(libc::TPACKET_ALIGNMENT)
         {
             return bad(format!(
                 "frame_size {} must be a multiple of 16 above {}",
@@ -95,7 +95,7 @@ impl AfPacketConfig {
                 TX_DATA_OFFSET + ETH_HEADER_LEN
             ));
         }
-        if self.block_size % self.frame_size != 0 {
+        if !self.block_size.is_multiple_of(self.frame_size) {
             return bad(format!(
                 "block_size {} is not a multiple of frame_size {}",
                 self.block_size, self.frame_size

@@ -143,7 +143,7 @@ impl Rings {
     }
 
     fn status_word(&self, offset: usize) -> &AtomicU32 {
-        debug_assert!(offset + 4 <= self.geo.map_bytes() && offset % 4 == 0);
+        debug_assert!(offset + 4 <= self.geo.map_bytes() && offset.is_multiple_of(4));
         // SAFETY: `offset` is a status word inside the mapping (callers pass block or
         // slot starts plus a field offset, both within `map_bytes`), 4-byte aligned
         // (blocks are page aligned, slots TPACKET_ALIGNMENT aligned, fields at 4-byte
