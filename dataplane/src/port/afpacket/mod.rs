@@ -394,15 +394,17 @@ impl AfPacketPort {
         };
         if rc < 0 {
             let err = std::io::Error::last_os_error().raw_os_error();
-            // Busy device or full qdisc: the frames stay queued; retry on the next burst.
-            if matches!(
+            // Busy device or full qdisc is transient; anything else (link down...) is
+            // counted. Either way the frames stay queued in the ring, so kick again on
+            // the next burst even if it brings no new frame.
+            if !matches!(
                 err,
                 Some(libc::EAGAIN) | Some(libc::ENOBUFS) | Some(libc::EINTR)
             ) {
-                self.tx_kick_pending = true;
-                return;
+                self.stats.tx_errors += 1;
             }
-            self.stats.tx_errors += 1;
+            self.tx_kick_pending = true;
+            return;
         }
         self.tx_kick_pending = false;
     }
@@ -487,7 +489,9 @@ impl Port for AfPacketPort {
         }
         self.stats.tx_dropped += (bufs.len() - taken) as u64;
         bufs.drain(..taken);
-        if queued > 0 || self.tx_kick_pending {
+        // Kick for new frames, after a failed kick, and when the ring is full (frames
+        // still waiting for a slot) so queued frames are flushed.
+        if queued > 0 || self.tx_kick_pending || !bufs.is_empty() {
             self.kick();
         }
         taken
@@ -589,7 +593,7 @@ mod tests {
     #[test]
     fn loopback_port_sends_and_receives_its_frames_once() {
         if !is_root() {
-            eprintln!("skipped: needs CAP_NET_RAW (run as root)");
+            eprintln!("skipped: needs root (network namespace, CAP_NET_RAW)");
             return;
         }
         let cfg = AfPacketConfig {
@@ -597,10 +601,21 @@ mod tests {
             pool_bufs: 64,
             ..AfPacketConfig::default()
         };
-        // Two sockets on lo: what `tx` sends, `rx` sees once, as the incoming copy lo
-        // loops back (the outgoing copy is ignored: PACKET_IGNORE_OUTGOING).
-        let mut tx = AfPacket::open("lo", &cfg).unwrap().remove(0);
-        let mut rx = AfPacket::open("lo", &cfg).unwrap().remove(0);
+        // Two sockets on the lo of a private network namespace (no host traffic): what
+        // `tx` sends, `rx` sees once, as the incoming copy lo loops back (the outgoing
+        // copy is ignored: PACKET_IGNORE_OUTGOING).
+        let (mut tx, mut rx) = std::thread::spawn(move || {
+            // SAFETY: unshare(CLONE_NEWNET) moves only this short-lived thread into a
+            // new, empty network namespace; no memory is passed.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+            let ctl = sys::socket(libc::AF_INET, libc::SOCK_DGRAM, 0, "lo").unwrap();
+            sys::set_up(&ctl, "lo").unwrap();
+            let tx = AfPacket::open("lo", &cfg).unwrap().remove(0);
+            let rx = AfPacket::open("lo", &cfg).unwrap().remove(0);
+            (tx, rx)
+        })
+        .join()
+        .unwrap();
         let marker = next_local_seed().to_be_bytes();
         let mut frame = vec![0u8; 60];
         frame[..6].copy_from_slice(&[0; 6]);
@@ -630,5 +645,61 @@ mod tests {
         let s = tx.stats();
         assert_eq!((s.tx_packets, s.tx_bytes), (10, 600));
         assert!(rx.stats().rx_packets >= 10);
+    }
+
+    #[test]
+    fn a_full_tx_ring_leaves_frames_with_the_caller_and_recovers() {
+        if !is_root() {
+            eprintln!("skipped: needs root (network namespace, CAP_NET_RAW)");
+            return;
+        }
+        // One 4 KiB block of 2 KiB slots: a TX ring of 2 frames.
+        let cfg = AfPacketConfig {
+            block_size: 4096,
+            block_count: 1,
+            frame_size: 2048,
+            pool_bufs: 16,
+            ..AfPacketConfig::default()
+        };
+        std::thread::spawn(move || {
+            // SAFETY: as above, only this thread enters a new network namespace, in
+            // which lo starts down.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+            let mut tx = AfPacket::open("lo", &cfg).unwrap().remove(0);
+            let mut rx = AfPacket::open("lo", &cfg).unwrap().remove(0);
+            let mut bufs = Vec::new();
+            for i in 0..5u8 {
+                let mut b = tx.alloc().unwrap();
+                b.fill_from(&[i; 60]).unwrap();
+                bufs.push(b);
+            }
+            // Link down: the 2 slots fill and stay queued; 3 frames stay with us.
+            assert_eq!(tx.tx_burst(&mut bufs), 2);
+            assert_eq!(bufs.len(), 3);
+            assert_eq!(
+                bufs[0].data()[0],
+                2,
+                "the frames left are the last ones, in order"
+            );
+            let s = tx.stats();
+            assert_eq!((s.tx_dropped, s.tx_packets), (3, 2));
+            assert!(s.tx_errors >= 1, "the failed kick is counted: {s:?}");
+            assert_eq!(tx.tx_burst(&mut bufs), 0);
+            // Link up: the next burst flushes the queued frames, then takes the rest.
+            let ctl = sys::socket(libc::AF_INET, libc::SOCK_DGRAM, 0, "lo").unwrap();
+            sys::set_up(&ctl, "lo").unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            let mut seen = Vec::new();
+            let mut out = Vec::new();
+            while seen.len() < 5 && std::time::Instant::now() < deadline {
+                tx.tx_burst(&mut bufs);
+                rx.rx_burst(&mut out, 32);
+                seen.extend(out.drain(..).filter(|b| b.len() == 60).map(|b| b.data()[0]));
+            }
+            assert_eq!(seen, [0, 1, 2, 3, 4]);
+            assert!(bufs.is_empty());
+        })
+        .join()
+        .unwrap();
     }
 }
