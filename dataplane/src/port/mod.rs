@@ -11,7 +11,9 @@
 //!
 //! This module owns the trait and the shared buffer pool; it must not know about RPCs.
 
+pub mod afpacket;
 pub mod buf;
+pub mod tap;
 
 pub use buf::{BufPool, PoolBuf};
 

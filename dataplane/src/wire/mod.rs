@@ -4,4 +4,14 @@
 
 mod mac;
 
+pub mod arp;
+pub mod checksum;
+mod error;
+pub mod ethernet;
+pub mod frame;
+pub mod ipv4;
+pub mod udp;
+
+pub use error::WireError;
+pub use frame::{build_udp_ipv4, parse_udp_ipv4, UdpIpv4, UdpIpv4Header};
 pub use mac::MacAddr;

@@ -1,0 +1,218 @@
+//! Helpers shared by the integration tests that need network namespaces.
+//!
+//! - [`require_root`]: skip (with a printed reason) when not root, but fail under `CI`;
+//! - [`NetnsPair`]: two fresh, uniquely named namespaces joined by a veth pair
+//!   (`10.77.0.1/24` in a, `10.77.0.2/24` in b), torn down on drop;
+//! - [`in_netns`]: run a closure on a dedicated thread that has entered a namespace
+//!   (sockets and taps it opens stay in that namespace when moved to other threads).
+//!
+//! Names carry the process id and a per-process counter, so tests running in parallel
+//! (threads or processes) never collide. Traffic stays inside these namespaces.
+#![allow(dead_code)]
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use anyhow::{bail, Context, Result};
+use dataplane::wire::MacAddr;
+
+/// Whether a test that needs root may run. Prints why it skips; panics under `CI`,
+/// where skipping would hide a broken environment.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: needs root (network namespaces, AF_PACKET), and CI must run as root"
+        );
+        eprintln!("{test}: skipped, needs root (network namespaces, AF_PACKET)");
+    }
+    root
+}
+
+/// Runs `f` on a new thread that has joined network namespace `ns` (as made by
+/// `ip netns add`), and returns its result.
+pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
+    let path = format!("/var/run/netns/{ns}");
+    let file = std::fs::File::open(&path).with_context(|| format!("open {path}"))?;
+    std::thread::scope(|s| {
+        s.spawn(move || -> Result<T> {
+            enter_netns_on_this_thread(&file).with_context(|| format!("setns into {ns}"))?;
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("thread inside {ns} panicked"))?
+    })
+}
+
+/// Moves the calling thread (only) into the network namespace `ns_file` refers to.
+///
+/// This is the one `unsafe` call of the test helpers: `setns(2)` with a namespace fd.
+fn enter_netns_on_this_thread(ns_file: &std::fs::File) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns takes an fd we keep open for the duration of the call and a flag;
+    // it changes only the calling thread's network namespace, which is a dedicated
+    // thread that exits after running the test closure.
+    let rc = unsafe { libc::setns(ns_file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        bail!("setns: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Runs a command, failing with its stderr when it exits non-zero.
+pub fn run(cmd: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .with_context(|| format!("spawn {cmd}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Two namespaces `a` and `b` joined by a veth pair, removed on drop.
+#[derive(Debug)]
+pub struct NetnsPair {
+    pub ns_a: String,
+    pub ns_b: String,
+    /// The veth end in `ns_a` (≤ 15 bytes).
+    pub veth_a: String,
+    /// The veth end in `ns_b`.
+    pub veth_b: String,
+    pub ip_a: Ipv4Addr,
+    pub ip_b: Ipv4Addr,
+    /// A prefix unique to this pair for more interface names (≤ 12 bytes).
+    pub unique: String,
+}
+
+impl NetnsPair {
+    /// Creates the namespaces and the veth pair, links up, IPv6 off (no router
+    /// solicitations or DAD frames in the way), addresses 10.77.0.1/24 and .2/24.
+    pub fn new(tag: &str) -> Result<NetnsPair> {
+        let pid = std::process::id();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        // Interface names: 'f' + pid (≤ 7 digits) + 'x' + n (≤ 3) + 1 letter ≤ 13 bytes.
+        let unique = format!("f{pid}x{}", n % 1000);
+        let mut pair = NetnsPair {
+            ns_a: format!("frt-{tag}-{pid}-{n}-a"),
+            ns_b: format!("frt-{tag}-{pid}-{n}-b"),
+            veth_a: format!("{unique}a"),
+            veth_b: format!("{unique}b"),
+            ip_a: Ipv4Addr::new(10, 77, 0, 1),
+            ip_b: Ipv4Addr::new(10, 77, 0, 2),
+            unique,
+        };
+        // On failure below, drop removes whatever was made.
+        let made = [pair.ns_a.clone(), pair.ns_b.clone()];
+        for ns in &made {
+            run("ip", &["netns", "add", ns])?;
+        }
+        pair.setup()
+            .map_err(|e| e.context(format!("setting up {} / {}", pair.ns_a, pair.ns_b)))?;
+        Ok(pair)
+    }
+
+    fn setup(&mut self) -> Result<()> {
+        for ns in [&self.ns_a, &self.ns_b] {
+            in_netns(ns, || {
+                for f in ["all", "default"] {
+                    // Absent when the kernel has no IPv6: nothing to silence then.
+                    let _ =
+                        std::fs::write(format!("/proc/sys/net/ipv6/conf/{f}/disable_ipv6"), "1");
+                }
+            })?;
+            run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &self.veth_a,
+                "netns",
+                &self.ns_a,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &self.veth_b,
+                "netns",
+                &self.ns_b,
+            ],
+        )?;
+        run(
+            "ip",
+            &[
+                "-n",
+                &self.ns_a,
+                "addr",
+                "add",
+                "10.77.0.1/24",
+                "dev",
+                &self.veth_a,
+            ],
+        )?;
+        run(
+            "ip",
+            &[
+                "-n",
+                &self.ns_b,
+                "addr",
+                "add",
+                "10.77.0.2/24",
+                "dev",
+                &self.veth_b,
+            ],
+        )?;
+        run("ip", &["-n", &self.ns_a, "link", "set", &self.veth_a, "up"])?;
+        run("ip", &["-n", &self.ns_b, "link", "set", &self.veth_b, "up"])?;
+        Ok(())
+    }
+
+    /// `ip -n NS ARGS...`
+    pub fn ip(&self, ns: &str, args: &[&str]) -> Result<String> {
+        let mut all = vec!["-n", ns];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// Writes a sysctl under /proc/sys inside `ns`, e.g. `("net/ipv4/ip_forward", "1")`.
+    pub fn sysctl(&self, ns: &str, key: &str, value: &str) -> Result<()> {
+        let path = format!("/proc/sys/{key}");
+        let value = value.to_string();
+        in_netns(ns, move || {
+            std::fs::write(&path, value).with_context(|| format!("write {path}"))
+        })?
+    }
+
+    /// The MAC address of `iface` in `ns`.
+    pub fn mac_of(&self, ns: &str, iface: &str) -> Result<MacAddr> {
+        let json = self.ip(ns, &["-j", "link", "show", "dev", iface])?;
+        let v: serde_json::Value = serde_json::from_str(&json).context("ip -j link output")?;
+        let addr = v
+            .get(0)
+            .and_then(|l| l.get("address"))
+            .and_then(|a| a.as_str())
+            .context("no address in ip -j link output")?;
+        addr.parse().map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+impl Drop for NetnsPair {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes the interfaces in it (both veth ends, taps).
+        for ns in [&self.ns_a, &self.ns_b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
