@@ -76,7 +76,7 @@ fn bad_burst_cores_and_duration() {
     assert_clean_failure(&with(&["--burst", "33"]), "--burst");
     assert_clean_failure(&with(&["--cores", "3-1"]), "core");
     assert_clean_failure(&with(&["--cores", "4000"]), "core 4000");
-    assert_clean_failure(&with(&["--duration", "-1"]), "--duration");
+    assert_clean_failure(&with(&["--duration=-1"]), "--duration");
 }
 
 #[test]

@@ -8,7 +8,6 @@
 mod backends;
 mod cores;
 mod run;
-mod sim_transport;
 
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -34,10 +33,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {
-    /// Run a client and a server transport over the simulated link and print one JSON line.
-    SimTransport(sim_transport::SimTransportArgs),
-}
+enum Command {}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
@@ -118,12 +114,11 @@ fn forward(args: &FwdArgs) -> Result<()> {
         duration: seconds(args.duration, "duration")?,
         stats_period: seconds(args.stats_period, "stats-period")?,
         json: args.json,
-        templates: if args.mode == Mode::Txonly {
-            backends::txonly_templates(args)?
-        } else {
-            Vec::new()
-        },
+        templates: Vec::new(),
     };
+    if args.mode == Mode::Txonly {
+        backends::check_txonly_args(args)?;
+    }
     if opts.burst == 0 || opts.burst > dataplane::port::MAX_BURST {
         bail!(
             "--burst must be between 1 and {}, got {}",
@@ -133,15 +128,16 @@ fn forward(args: &FwdArgs) -> Result<()> {
     }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing a signal handler")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing a signal handler")?;
     }
-    backends::run(args, &cores, &opts, stop)
+    backends::run(args, &cores, opts, stop)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Some(Command::SimTransport(a)) => sim_transport::run(a),
+        Some(c) => match *c {},
         None => forward(&cli.fwd),
     };
     match result {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use dataplane::forward::{CoreCounters, FwdTotals, Forwarder, Mode};
+use dataplane::forward::{CoreCounters, Forwarder, FwdTotals, Mode};
 use dataplane::port::{Port, PortStats};
 
 /// What a forwarding run is asked to do.
@@ -117,7 +117,6 @@ where
     }
     let elapsed = start.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    let totals = total(&counters);
 
     let mut ports = vec![PortStats::default(); nports];
     for t in threads {
@@ -128,6 +127,8 @@ where
             ports[i] += p.stats();
         }
     }
+    // After the joins: the cores' last passes are counted too.
+    let totals = total(&counters);
     let report = FinalReport {
         backend: opts.backend,
         mode: opts.mode,
@@ -144,7 +145,10 @@ where
     if opts.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("  ---------------------- Forward statistics ({:.2} s) ----------------------", elapsed);
+        println!(
+            "  ---------------------- Forward statistics ({:.2} s) ----------------------",
+            elapsed
+        );
         for (i, p) in report.ports.iter().enumerate() {
             println!(
                 "  port {i}: RX-packets: {:<12} RX-dropped: {:<10} TX-packets: {:<12} TX-dropped: {:<10}",

@@ -1,0 +1,132 @@
+//! Opens the backend rpcbench was asked for and hands its queues to the forwarding
+//! cores: core i gets queue i of every port.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use dataplane::port::afpacket::{AfPacket, AfPacketConfig};
+use dataplane::port::tap::{Tap, TapConfig};
+use dataplane::port::Port;
+use dataplane::wire::{build_udp_ipv4, frame, MacAddr, UdpIpv4Header};
+
+use crate::run::{run_forwarding, RunOpts};
+use crate::{Backend, FwdArgs};
+
+/// Smallest and largest frame txonly builds (Ethernet header to end of payload).
+const MIN_FRAME: usize = frame::PAYLOAD_OFFSET;
+const MAX_FRAME: usize = 1514;
+
+/// Checks `--pkt-size` and `--flows` before any port is opened.
+pub fn check_txonly_args(args: &FwdArgs) -> Result<()> {
+    if !(MIN_FRAME..=MAX_FRAME).contains(&args.pkt_size) {
+        bail!(
+            "--pkt-size must be between {MIN_FRAME} and {MAX_FRAME} bytes, got {}",
+            args.pkt_size
+        );
+    }
+    if args.flows == 0 || args.flows > 65536 {
+        bail!("--flows must be between 1 and 65536, got {}", args.flows);
+    }
+    Ok(())
+}
+
+/// One UDP/IPv4 frame per flow; flows differ in their UDP source port.
+fn txonly_templates(args: &FwdArgs, src_mac: MacAddr) -> Result<Vec<Vec<u8>>> {
+    (0..args.flows)
+        .map(|flow| {
+            let mut f = vec![0u8; args.pkt_size];
+            for (i, b) in f[frame::PAYLOAD_OFFSET..].iter_mut().enumerate() {
+                *b = i as u8;
+            }
+            let hdr = UdpIpv4Header {
+                src_mac,
+                dst_mac: args.dst_mac,
+                src_ip: args.src_ip,
+                dst_ip: args.dst_ip,
+                src_port: 1024u16.wrapping_add(flow as u16),
+                dst_port: 9,
+                ttl: 64,
+                ip_id: 0,
+            };
+            build_udp_ipv4(&mut f, &hdr, args.pkt_size - frame::PAYLOAD_OFFSET)?;
+            Ok(f)
+        })
+        .collect()
+}
+
+/// Splits `ports[port][queue]` into `per_core[queue] = (core, [port0.q, port1.q, ...])`.
+fn by_core<P>(cores: &[usize], ports: Vec<Vec<P>>) -> Vec<(usize, Vec<P>)> {
+    let mut per_core: Vec<(usize, Vec<P>)> = cores.iter().map(|&c| (c, Vec::new())).collect();
+    for queues in ports {
+        for (slot, q) in per_core.iter_mut().zip(queues) {
+            slot.1.push(q);
+        }
+    }
+    per_core
+}
+
+fn start<P: Port + 'static>(
+    args: &FwdArgs,
+    cores: &[usize],
+    mut opts: RunOpts,
+    stop: Arc<AtomicBool>,
+    ports: Vec<Vec<P>>,
+    thread_init: impl Fn() -> Result<()> + Send + Sync + Clone + 'static,
+) -> Result<()> {
+    if opts.mode == dataplane::forward::Mode::Txonly {
+        let mac = ports
+            .first()
+            .and_then(|q| q.first())
+            .map(|p| p.mac())
+            .unwrap_or(MacAddr::ZERO);
+        opts.templates = txonly_templates(args, mac)?;
+    }
+    run_forwarding(by_core(cores, ports), &opts, stop, thread_init)
+}
+
+fn need_ifaces(args: &FwdArgs) -> Result<()> {
+    if args.ifaces.is_empty() {
+        bail!(
+            "the {:?} backend needs --iface NAME (repeat it for several ports)",
+            args.backend
+        );
+    }
+    Ok(())
+}
+
+pub fn run(args: &FwdArgs, cores: &[usize], opts: RunOpts, stop: Arc<AtomicBool>) -> Result<()> {
+    match args.backend {
+        Backend::Afpacket => {
+            need_ifaces(args)?;
+            let cfg = AfPacketConfig {
+                queues: cores.len(),
+                ..AfPacketConfig::default()
+            };
+            let ports = args
+                .ifaces
+                .iter()
+                .map(|i| AfPacket::open(i, &cfg))
+                .collect::<Result<Vec<_>, _>>()?;
+            start(args, cores, opts, stop, ports, || Ok(()))
+        }
+        Backend::Tap => {
+            need_ifaces(args)?;
+            if cores.len() != 1 {
+                bail!("the tap backend has one queue per device: give one core in --cores");
+            }
+            let ports = args
+                .ifaces
+                .iter()
+                .map(|i| Tap::open(i, &TapConfig::default()).map(|p| vec![p]))
+                .collect::<Result<Vec<_>, _>>()?;
+            start(args, cores, opts, stop, ports, || Ok(()))
+        }
+        Backend::Dpdk => dpdk(args, cores, opts, stop),
+    }
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn dpdk(_: &FwdArgs, _: &[usize], _: RunOpts, _: Arc<AtomicBool>) -> Result<()> {
+    bail!("this rpcbench was built without the dpdk feature: rebuild with default features")
+}
