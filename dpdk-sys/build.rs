@@ -49,7 +49,7 @@ fn main() {
         .clang_arg("-DALLOW_EXPERIMENTAL_API")
         .allowlist_function("rte_.*|flatrpc_.*")
         .allowlist_type("rte_.*")
-        .allowlist_var("RTE_.*|rte_.*|FLATRPC_.*")
+        .allowlist_var("RTE_.*|rte_.*|FLATRPC_.*|RING_F_.*")
         .wrap_static_fns(true)
         .wrap_static_fns_path(&static_fns)
         .derive_default(true)
@@ -92,6 +92,10 @@ fn main() {
     for name in &lib.libs {
         println!("cargo:rustc-link-lib=dylib={name}");
     }
+    // The ring PMD, for `rte_eth_from_rings` (in-process port pairs). It is the same
+    // file EAL loads as a plugin, so linking it does not register the driver twice; with
+    // `--as-needed` it is only kept by binaries that call it.
+    println!("cargo:rustc-link-lib=dylib=rte_net_ring");
     println!("cargo:include={}", src.display());
 }
 

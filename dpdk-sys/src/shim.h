@@ -36,6 +36,13 @@ static const uint64_t FLATRPC_ETH_RX_OFFLOAD_SCATTER = RTE_ETH_RX_OFFLOAD_SCATTE
 static const uint64_t FLATRPC_ETH_TX_OFFLOAD_MBUF_FAST_FREE = RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
 static const uint64_t FLATRPC_ETH_TX_OFFLOAD_MULTI_SEGS = RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
 
+/* Composed macros (sizeof, casts) bindgen's macro evaluator skips. */
+#include <rte_mempool.h>
+#include <rte_lcore.h>
+static const uint32_t FLATRPC_MEMPOOL_NAMESIZE = RTE_MEMPOOL_NAMESIZE;
+static const int32_t FLATRPC_SOCKET_ID_ANY = SOCKET_ID_ANY;
+static const uint32_t FLATRPC_LCORE_ID_ANY = LCORE_ID_ANY;
+
 /*
  * The C compiler's view of a struct layout, for the layout tests: the size of a struct
  * (`what` = "rte_mbuf") or the offset of a field (`what` = "rte_mbuf.pkt_len").

@@ -20,6 +20,7 @@
 #include <rte_ip.h>
 #include <rte_udp.h>
 #include <rte_bus_vdev.h>
+#include <rte_eth_ring.h>
 #include <rte_version.h>
 
 #include "shim.h"

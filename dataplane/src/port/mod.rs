@@ -12,6 +12,8 @@
 //! This module owns the trait and the shared buffer pool; it must not know about RPCs.
 
 pub mod buf;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 
 pub use buf::{BufPool, PoolBuf};
 
