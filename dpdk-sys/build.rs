@@ -92,9 +92,12 @@ fn main() {
     for name in &lib.libs {
         println!("cargo:rustc-link-lib=dylib={name}");
     }
-    // The ring PMD, for `rte_eth_from_rings` (in-process port pairs). It is the same
-    // file EAL loads as a plugin, so linking it does not register the driver twice; with
-    // `--as-needed` it is only kept by binaries that call it.
+    // Two drivers we call directly: the vdev bus (`rte_vdev_init`, hot-plugging virtual
+    // devices) and the ring PMD (`rte_eth_from_rings`, in-process port pairs). They are
+    // the same files EAL loads as plugins from its pmds directory (the linker names are
+    // symlinks into it), so nothing registers twice; with `--as-needed` only binaries
+    // that call them keep them.
+    println!("cargo:rustc-link-lib=dylib=rte_bus_vdev");
     println!("cargo:rustc-link-lib=dylib=rte_net_ring");
     println!("cargo:include={}", src.display());
 }

@@ -19,8 +19,8 @@ const PROGRAM: &str = "flatrpc";
 
 /// Set once `rte_eal_init` succeeded.
 static EAL: OnceLock<Eal> = OnceLock::new();
-/// Serialises `Eal::init` calls.
-static INIT_LOCK: Mutex<()> = Mutex::new(());
+/// Serialises `Eal::init` calls; true once `rte_eal_init` was called (success or not).
+static INIT_LOCK: Mutex<bool> = Mutex::new(false);
 
 /// Proof that the EAL is initialised in this process. Cheap to copy; there is no
 /// teardown (see the module comment).
@@ -34,17 +34,20 @@ impl Eal {
     /// `["--no-huge", "-m", "256", "--no-pci", "--vdev=net_null0"]`).
     ///
     /// Once per process: after a success every further call returns
-    /// [`DpdkError::AlreadyInitialised`]. A failure returns the `rte_errno` text; DPDK
-    /// itself decides whether a retry after a failure is possible (usually not: it then
-    /// reports "already in progress").
+    /// [`DpdkError::AlreadyInitialised`]. A failure returns the `rte_errno` text, and
+    /// every later call [`DpdkError::InitFailedEarlier`]: DPDK keeps half-parsed state
+    /// after a failed `rte_eal_init`, so it is not retried.
     ///
     /// PMD plugins are loaded from DPDK's build-time directory (on Debian
     /// `/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0`); add `-d <path>` for others. Note
     /// that `rte_eal_init` pins the calling thread to the main lcore's CPU set.
     pub fn init(args: &[String]) -> Result<Eal, DpdkError> {
-        let _guard = INIT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let mut attempted = INIT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         if EAL.get().is_some() {
             return Err(DpdkError::AlreadyInitialised);
+        }
+        if *attempted {
+            return Err(DpdkError::InitFailedEarlier);
         }
         let mut owned = Vec::with_capacity(args.len() + 1);
         for a in std::iter::once(PROGRAM).chain(args.iter().map(String::as_str)) {
@@ -59,6 +62,7 @@ impl Eal {
         let argc = i32::try_from(argv.len())
             .map_err(|_| DpdkError::Invalid("too many EAL arguments".to_string()))?;
         argv.push(std::ptr::null_mut());
+        *attempted = true;
         // SAFETY: argv holds argc valid NUL-terminated strings plus a NULL terminator; the
         // strings and the pointer array are leaked, so they outlive the EAL. The call is
         // serialised by INIT_LOCK.

@@ -11,6 +11,9 @@ pub enum DpdkError {
         "the DPDK EAL is already initialised in this process (it can be initialised only once)"
     )]
     AlreadyInitialised,
+    /// An earlier `Eal::init` in this process failed; DPDK cannot retry it.
+    #[error("an earlier DPDK EAL initialisation failed in this process; it cannot be retried")]
+    InitFailedEarlier,
     /// A DPDK object was requested before `Eal::init` succeeded.
     #[error("the DPDK EAL is not initialised: call Eal::init first")]
     NotInitialised,

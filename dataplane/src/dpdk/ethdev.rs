@@ -58,7 +58,7 @@ impl Default for EthConfig {
             tx_desc: 1024,
             mbufs: 0,
             mbuf_cache: 256,
-            data_room: sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
+            data_room: super::DEFAULT_MBUF_DATA_ROOM,
             rss: true,
             promiscuous: true,
         }
@@ -113,6 +113,8 @@ struct DevShared {
     rx_desc: u16,
     tx_desc: u16,
     rss_hf: u64,
+    rss_supported: u64,
+    driver: String,
     pool: Arc<Mempool>,
     /// Queue pairs handed out to pollers.
     claimed: Mutex<Vec<bool>>,
@@ -331,6 +333,8 @@ impl EthDev {
                 rx_desc,
                 tx_desc,
                 rss_hf,
+                rss_supported: info.flow_type_rss_offloads,
+                driver: c_str(info.driver_name),
                 pool,
                 claimed: Mutex::new(vec![false; usize::from(cfg.rx_queues.min(cfg.tx_queues))]),
                 control: Mutex::new(()),
@@ -372,6 +376,17 @@ impl EthDev {
 
     pub fn rss_enabled(&self) -> bool {
         self.shared.rss_hf != 0
+    }
+
+    /// The RSS hash types the device reports (`flow_type_rss_offloads`); 0 for a
+    /// device without RSS.
+    pub fn rss_hash_functions_supported(&self) -> u64 {
+        self.shared.rss_supported
+    }
+
+    /// The PMD's name (`net_null`, `net_ring`, `mlx5_pci`...).
+    pub fn driver(&self) -> &str {
+        &self.shared.driver
     }
 
     /// The pool the receive queues fill from (and the ports allocate from).
@@ -567,6 +582,15 @@ fn port_name(port_id: u16) -> Option<String> {
             .to_string_lossy()
             .into_owned(),
     )
+}
+
+/// A C string DPDK owns, copied; empty for NULL.
+fn c_str(p: *const c_char) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: DPDK returns NUL-terminated static strings (driver names) or NULL.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
 fn make_ring(name: &str) -> Result<*mut sys::rte_ring, DpdkError> {

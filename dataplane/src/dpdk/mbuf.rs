@@ -16,6 +16,13 @@ use dpdk_sys::rte_mbuf;
 
 use crate::port::{BufTooSmall, PacketBuf};
 
+/// Bytes DPDK reserves in front of the data of a fresh mbuf (`RTE_PKTMBUF_HEADROOM`).
+pub const MBUF_HEADROOM: usize = dpdk_sys::RTE_PKTMBUF_HEADROOM as usize;
+
+/// The usual mbuf data room: 2048 bytes of data after the headroom
+/// (`RTE_MBUF_DEFAULT_BUF_SIZE`).
+pub const DEFAULT_MBUF_DATA_ROOM: u16 = dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16;
+
 /// One packet buffer owned by us. `#[repr(transparent)]`, so a `[Mbuf]` is an array of
 /// `rte_mbuf` pointers that can go straight to `rte_eth_tx_burst`.
 #[repr(transparent)]

@@ -22,5 +22,5 @@ pub use eal::{Eal, LcoreRegistration};
 pub use error::DpdkError;
 pub(crate) use ethdev::QueueClaim;
 pub use ethdev::{EthConfig, EthDev, EthStats, Link, PortInfo};
-pub use mbuf::Mbuf;
+pub use mbuf::{Mbuf, DEFAULT_MBUF_DATA_ROOM, MBUF_HEADROOM};
 pub use mempool::Mempool;
