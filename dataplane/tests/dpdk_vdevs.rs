@@ -75,9 +75,7 @@ impl Drop for TempPath {
 /// A classic little-endian pcap file (Ethernet link type) holding `frames`.
 fn pcap_bytes(frames: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
-    for v in [0xa1b2_c3d4u32] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
     out.extend_from_slice(&4u16.to_le_bytes());
     for v in [0u32, 0, 65535, 1] {
