@@ -16,6 +16,8 @@ int flatrpc_rte_errno(void) { return rte_errno; }
 
 void flatrpc_rte_errno_set(int value) { rte_errno = value; }
 
+void *flatrpc_pktmbuf_mtod(struct rte_mbuf *m) { return rte_pktmbuf_mtod(m, void *); }
+
 uint32_t flatrpc_ptype_l2_mask(void) { return RTE_PTYPE_L2_MASK; }
 uint32_t flatrpc_ptype_l3_mask(void) { return RTE_PTYPE_L3_MASK; }
 uint32_t flatrpc_ptype_l4_mask(void) { return RTE_PTYPE_L4_MASK; }

@@ -15,6 +15,10 @@ int flatrpc_rte_errno(void);
 /* Sets the calling thread's `rte_errno`. */
 void flatrpc_rte_errno_set(int value);
 
+/* rte_pktmbuf_mtod(m, void *): the start of the data (a macro in DPDK). */
+struct rte_mbuf;
+void *flatrpc_pktmbuf_mtod(struct rte_mbuf *m);
+
 /* RTE_PTYPE_* masks (macros, not enums, so bindgen may miss the composed ones). */
 uint32_t flatrpc_ptype_l2_mask(void);
 uint32_t flatrpc_ptype_l3_mask(void);

@@ -173,3 +173,27 @@ fn rte_errno_shim_round_trips() {
         assert_eq!(flatrpc_rte_errno(), 0);
     }
 }
+
+#[test]
+fn mtod_is_buf_addr_plus_data_off() {
+    // The Rust side (dataplane's Mbuf::data) computes buf_addr + data_off itself; the C
+    // macro must agree. A zeroed mbuf with a buffer is enough: mtod only reads fields.
+    let mut buf = [0u8; 256];
+    let mut m = rte_mbuf::default();
+    m.buf_addr = buf.as_mut_ptr().cast();
+    m.data_off = 100;
+    m.buf_len = 256;
+    // SAFETY: m is a valid rte_mbuf value; the shim only does pointer arithmetic on it.
+    let p = unsafe { flatrpc_pktmbuf_mtod(&mut m) };
+    assert_eq!(p as usize, buf.as_ptr() as usize + 100);
+}
+
+#[test]
+fn ptype_masks_are_the_documented_values() {
+    // SAFETY: the shim functions return constants.
+    unsafe {
+        assert_eq!(flatrpc_ptype_l2_mask(), 0x0000_000f);
+        assert_eq!(flatrpc_ptype_l3_mask(), 0x0000_00f0);
+        assert_eq!(flatrpc_ptype_l4_mask(), 0x0000_0f00);
+    }
+}
