@@ -179,10 +179,12 @@ fn mtod_is_buf_addr_plus_data_off() {
     // The Rust side (dataplane's Mbuf::data) computes buf_addr + data_off itself; the C
     // macro must agree. A zeroed mbuf with a buffer is enough: mtod only reads fields.
     let mut buf = [0u8; 256];
-    let mut m = rte_mbuf::default();
-    m.buf_addr = buf.as_mut_ptr().cast();
-    m.data_off = 100;
-    m.buf_len = 256;
+    let mut m = rte_mbuf {
+        buf_addr: buf.as_mut_ptr().cast(),
+        data_off: 100,
+        buf_len: 256,
+        ..Default::default()
+    };
     // SAFETY: m is a valid rte_mbuf value; the shim only does pointer arithmetic on it.
     let p = unsafe { flatrpc_pktmbuf_mtod(&mut m) };
     assert_eq!(p as usize, buf.as_ptr() as usize + 100);
