@@ -75,7 +75,7 @@ fn macswap_over_net_null_forwards_every_frame() {
             bufs.clear();
         }
         loops += 1;
-        if loops % 1024 == 0 && Eal::rdtsc() >= deadline {
+        if loops & 1023 == 0 && Eal::rdtsc() >= deadline {
             break;
         }
     }
