@@ -39,8 +39,13 @@ impl Eal {
     /// after a failed `rte_eal_init`, so it is not retried.
     ///
     /// PMD plugins are loaded from DPDK's build-time directory (on Debian
-    /// `/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0`); add `-d <path>` for others. Note
-    /// that `rte_eal_init` pins the calling thread to the main lcore's CPU set.
+    /// `/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0`); add `-d <path>` for others.
+    ///
+    /// `rte_eal_init` pins the calling thread to the main lcore's CPU set (it becomes
+    /// lcore 0 with mempool caches); threads it spawns afterwards inherit that affinity
+    /// until they pin themselves. With `-l 0` no EAL worker threads are started, which
+    /// is what flatrpc wants: it runs its own pinned threads and registers them with
+    /// [`Eal::register_thread`].
     pub fn init(args: &[String]) -> Result<Eal, DpdkError> {
         let mut attempted = INIT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         if EAL.get().is_some() {
