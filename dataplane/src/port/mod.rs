@@ -13,6 +13,8 @@
 
 pub mod afpacket;
 pub mod buf;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod tap;
 
 pub use buf::{BufPool, PoolBuf};

@@ -66,13 +66,13 @@ fn by_core<P>(cores: &[usize], ports: Vec<Vec<P>>) -> Vec<(usize, Vec<P>)> {
     per_core
 }
 
-fn start<P: Port + 'static>(
+fn start<P: Port + 'static, G>(
     args: &FwdArgs,
     cores: &[usize],
     mut opts: RunOpts,
     stop: Arc<AtomicBool>,
     ports: Vec<Vec<P>>,
-    thread_init: impl Fn() -> Result<()> + Send + Sync + Clone + 'static,
+    thread_init: impl Fn() -> Result<G> + Send + Sync + Clone + 'static,
 ) -> Result<()> {
     if opts.mode == dataplane::forward::Mode::Txonly {
         let mac = ports
@@ -124,6 +124,41 @@ pub fn run(args: &FwdArgs, cores: &[usize], opts: RunOpts, stop: Arc<AtomicBool>
         }
         Backend::Dpdk => dpdk(args, cores, opts, stop),
     }
+}
+
+#[cfg(feature = "dpdk")]
+fn dpdk(args: &FwdArgs, cores: &[usize], opts: RunOpts, stop: Arc<AtomicBool>) -> Result<()> {
+    use anyhow::Context;
+    use dataplane::dpdk::{Eal, EthConfig, EthDev};
+    use dataplane::port::dpdk::DpdkPort;
+
+    let Some(eal) = args.eal.as_deref() else {
+        bail!("the dpdk backend needs --eal \"EAL ARGS\" (e.g. --eal \"--no-huge -m 256 --no-pci --vdev=net_null0,copy=1\")");
+    };
+    let eal_args: Vec<String> = eal.split_whitespace().map(str::to_string).collect();
+    let eal = Eal::init(&eal_args).context("EAL initialisation failed")?;
+    let cfg = EthConfig {
+        rx_queues: cores.len() as u16,
+        tx_queues: cores.len() as u16,
+        ..EthConfig::default()
+    };
+    let infos = EthDev::ports();
+    if infos.is_empty() {
+        bail!("no DPDK port: give a device with --vdev=... or -a <PCI address> in --eal");
+    }
+    let mut ports = Vec::new();
+    for info in &infos {
+        let dev = EthDev::configure(info.port_id, &cfg)
+            .with_context(|| format!("configuring DPDK port {}", info.port_id))?;
+        let queues = (0..cores.len() as u16)
+            .map(|q| DpdkPort::new(&dev, q))
+            .collect::<Result<Vec<_>, _>>()?;
+        ports.push(queues);
+    }
+    start(args, cores, opts, stop, ports, move || {
+        eal.register_thread()
+            .context("registering the forwarding thread with EAL")
+    })
 }
 
 #[cfg(not(feature = "dpdk"))]

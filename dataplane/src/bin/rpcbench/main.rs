@@ -100,8 +100,12 @@ fn seconds(s: f64, what: &str) -> Result<Option<Duration>> {
 
 fn forward(args: &FwdArgs) -> Result<()> {
     let cores = cores::parse_core_list(&args.cores).map_err(anyhow::Error::msg)?;
-    if cores.is_empty() {
-        bail!("--cores names no core");
+    let available_cores = core_affinity::get_core_ids().unwrap_or_default();
+    if let Some(c) = cores
+        .iter()
+        .find(|&&c| !available_cores.iter().any(|a| a.id == c))
+    {
+        bail!("core {c} is not available to this process");
     }
     let opts = run::RunOpts {
         backend: match args.backend {
@@ -115,6 +119,7 @@ fn forward(args: &FwdArgs) -> Result<()> {
         stats_period: seconds(args.stats_period, "stats-period")?,
         json: args.json,
         templates: Vec::new(),
+        available_cores,
     };
     if args.mode == Mode::Txonly {
         backends::check_txonly_args(args)?;

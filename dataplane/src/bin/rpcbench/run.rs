@@ -17,6 +17,9 @@ pub struct RunOpts {
     pub stats_period: Option<Duration>,
     pub json: bool,
     pub templates: Vec<Vec<u8>>,
+    /// The CPUs this process may run on, read at start-up (EAL initialisation later pins
+    /// the main thread, which would hide the others).
+    pub available_cores: Vec<core_affinity::CoreId>,
 }
 
 #[derive(serde::Serialize)]
@@ -37,8 +40,8 @@ struct FinalReport<'a> {
 /// Runs one forwarding core per entry of `per_core` (core id, that core's queue of every
 /// port) until `duration` ends or `stop` is set (SIGINT/SIGTERM), then prints the final
 /// statistics. `thread_init` runs on each core thread after pinning (DPDK registers the
-/// thread with EAL there).
-pub fn run_forwarding<P, F>(
+/// thread with EAL there); what it returns is kept until the thread ends.
+pub fn run_forwarding<P, F, G>(
     per_core: Vec<(usize, Vec<P>)>,
     opts: &RunOpts,
     stop: Arc<AtomicBool>,
@@ -46,14 +49,14 @@ pub fn run_forwarding<P, F>(
 ) -> Result<()>
 where
     P: Port + 'static,
-    F: Fn() -> Result<()> + Send + Sync + Clone + 'static,
+    F: Fn() -> Result<G> + Send + Sync + Clone + 'static,
 {
-    let available = core_affinity::get_core_ids().unwrap_or_default();
     let nports = per_core.first().map(|(_, p)| p.len()).unwrap_or(0);
     let mut threads = Vec::new();
     let mut counters = Vec::new();
     for (core, ports) in per_core {
-        let core_id = available
+        let core_id = opts
+            .available_cores
             .iter()
             .copied()
             .find(|c| c.id == core)
@@ -69,7 +72,8 @@ where
                 if !core_affinity::set_for_current(core_id) {
                     bail!("could not pin the forwarding thread to core {core}");
                 }
-                init()?;
+                // Held for the thread's life (DPDK: the EAL lcore registration).
+                let _registration = init()?;
                 fwd.run(&stop, &c);
                 Ok(fwd)
             })
