@@ -22,19 +22,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use common::frames::*;
 use common::{in_netns, require_root, NetnsPair};
 use dataplane::port::afpacket::{AfPacket, AfPacketConfig, AfPacketPort};
 use dataplane::port::tap::{Tap, TapConfig, TapPort};
 use dataplane::port::{PacketBuf, Port, MAX_BURST};
 use dataplane::wire::arp::{parse_arp_frame, ArpOperation, ArpRepr};
-use dataplane::wire::frame::PAYLOAD_OFFSET;
-use dataplane::wire::{build_udp_ipv4, parse_udp_ipv4, MacAddr, UdpIpv4Header};
-
-const DEADLINE: Duration = Duration::from_secs(5);
-const TEST_PORT: u16 = 7777;
-/// Frames a sender may have in flight before the receiver confirms them: keeps every
-/// kernel queue on the path (tap ring of 500, backlog of 1000) from overflowing.
-const WINDOW: usize = 200;
+use dataplane::wire::{parse_udp_ipv4, MacAddr, UdpIpv4Header};
 
 fn small_cfg(queues: usize) -> AfPacketConfig {
     AfPacketConfig {
@@ -46,203 +40,10 @@ fn small_cfg(queues: usize) -> AfPacketConfig {
     }
 }
 
-/// The payload of test frame `seq` of `flow`: seq, flow, then bytes derived from both.
-fn payload(seq: u32, flow: u16, len: usize) -> Vec<u8> {
-    let mut p = Vec::with_capacity(len);
-    p.extend(seq.to_be_bytes());
-    p.extend(flow.to_be_bytes());
-    let mut x = seq.wrapping_mul(2_654_435_761) ^ u32::from(flow);
-    while p.len() < len {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        p.push(x as u8);
-    }
-    p.truncate(len.max(6));
-    p
-}
-
-/// Builds a UDP test frame into a buffer of `port`'s pool.
-fn frame_into<P: Port>(port: &mut P, hdr: &UdpIpv4Header, payload: &[u8]) -> Result<P::Buf> {
-    let mut buf = port.alloc().context("pool empty")?;
-    buf.set_len(PAYLOAD_OFFSET + payload.len())?;
-    buf.data_mut()[PAYLOAD_OFFSET..].copy_from_slice(payload);
-    let n = build_udp_ipv4(buf.data_mut(), hdr, payload.len())?;
-    buf.set_len(n)?;
-    Ok(buf)
-}
-
-/// A test frame as the receiver sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Seen {
-    seq: u32,
-    flow: u16,
-    src_port: u16,
-    bytes: Vec<u8>,
-    payload_ok: bool,
-}
-
-/// Parses a received frame; `None` for anything that is not one of our test frames.
-fn seen(frame: &[u8], payload_len: usize) -> Option<Seen> {
-    let p = parse_udp_ipv4(frame).ok()?;
-    if p.dst_port != TEST_PORT || p.payload.len() < 6 {
-        return None;
-    }
-    let seq = u32::from_be_bytes(p.payload[..4].try_into().ok()?);
-    let flow = u16::from_be_bytes(p.payload[4..6].try_into().ok()?);
-    Some(Seen {
-        seq,
-        flow,
-        src_port: p.src_port,
-        bytes: frame.to_vec(),
-        payload_ok: p.payload == payload(seq, flow, payload_len).as_slice(),
-    })
-}
-
-/// Sends `frames` (made lazily by `make(i)`) through `port`, never more than `WINDOW`
-/// ahead of `received`, retrying what the ring did not take. `pump` runs between
-/// bursts (e.g. to answer ARP on the same port).
-fn send_windowed<P: Port>(
-    port: &mut P,
-    count: usize,
-    received: &AtomicUsize,
-    mut make: impl FnMut(&mut P, usize) -> Result<P::Buf>,
-    mut pump: impl FnMut(&mut P) -> Result<()>,
-) -> Result<()> {
-    let deadline = Instant::now() + DEADLINE;
-    let mut pending: Vec<P::Buf> = Vec::with_capacity(MAX_BURST);
-    let mut next = 0;
-    while next < count || !pending.is_empty() {
-        ensure!(
-            Instant::now() < deadline,
-            "send timed out at {next}/{count}"
-        );
-        while pending.len() < MAX_BURST
-            && next < count
-            && next < received.load(Ordering::Acquire) + WINDOW
-        {
-            pending.push(make(port, next)?);
-            next += 1;
-        }
-        port.tx_burst(&mut pending);
-        pump(port)?;
-        if pending.is_empty() {
-            std::thread::yield_now();
-        }
-    }
-    Ok(())
-}
-
-/// Receives on `ports` until `want` test frames arrived (or the deadline), calling
-/// `other` on every frame that is not a test frame.
-fn receive<P: Port>(
-    ports: &mut [P],
-    want: usize,
-    payload_len: usize,
-    received: &AtomicUsize,
-    mut other: impl FnMut(&mut P, &[u8]) -> Result<()>,
-) -> Result<Vec<(usize, Seen)>> {
-    let deadline = Instant::now() + DEADLINE;
-    let mut got = Vec::with_capacity(want);
-    let mut out = Vec::with_capacity(MAX_BURST);
-    while got.len() < want && Instant::now() < deadline {
-        let mut idle = true;
-        for (q, port) in ports.iter_mut().enumerate() {
-            if port.rx_burst(&mut out, MAX_BURST) > 0 {
-                idle = false;
-            }
-            for buf in out.drain(..) {
-                match seen(buf.data(), payload_len) {
-                    Some(s) => got.push((q, s)),
-                    None => other(port, buf.data())?,
-                }
-            }
-        }
-        received.store(got.len(), Ordering::Release);
-        if idle {
-            std::thread::yield_now();
-        }
-    }
-    // Linger briefly so duplicates or extra frames would be noticed.
-    let linger = Instant::now() + Duration::from_millis(50);
-    while Instant::now() < linger {
-        for (q, port) in ports.iter_mut().enumerate() {
-            port.rx_burst(&mut out, MAX_BURST);
-            for buf in out.drain(..) {
-                if let Some(s) = seen(buf.data(), payload_len) {
-                    got.push((q, s));
-                }
-            }
-        }
-    }
-    Ok(got)
-}
-
-fn ignore_other<P: Port>(_: &mut P, _: &[u8]) -> Result<()> {
-    Ok(())
-}
-
 fn open_afpacket(ns: &str, iface: &str, cfg: &AfPacketConfig) -> Result<Vec<AfPacketPort>> {
     let iface = iface.to_string();
     let cfg = cfg.clone();
     Ok(in_netns(ns, move || AfPacket::open(&iface, &cfg))??)
-}
-
-/// The frames `count` × `payload_len` from `from` to `to` (flow 0), checked on arrival.
-fn one_way(
-    from: &mut AfPacketPort,
-    to: &mut AfPacketPort,
-    hdr: UdpIpv4Header,
-    count: usize,
-    payload_len: usize,
-) -> Result<()> {
-    let received = AtomicUsize::new(0);
-    let mut expected = Vec::with_capacity(count);
-    let (sent, got) = std::thread::scope(|s| {
-        let rx = s.spawn(|| {
-            receive(
-                std::slice::from_mut(to),
-                count,
-                payload_len,
-                &received,
-                ignore_other,
-            )
-        });
-        let sent = send_windowed(
-            from,
-            count,
-            &received,
-            |p, i| {
-                let f = frame_into(p, &hdr, &payload(i as u32, 0, payload_len))?;
-                expected.push(f.data().to_vec());
-                Ok(f)
-            },
-            |_| Ok(()),
-        );
-        if sent.is_err() {
-            received.store(usize::MAX / 2, Ordering::Release);
-        }
-        (sent, rx.join())
-    });
-    sent?;
-    let got = got.map_err(|_| anyhow::anyhow!("receiver panicked"))??;
-    ensure!(
-        got.len() == count,
-        "received {} of {count} frames",
-        got.len()
-    );
-    for (i, (_, s)) in got.iter().enumerate() {
-        ensure!(
-            s.seq as usize == i,
-            "frame {i} arrived as seq {} (loss or reorder)",
-            s.seq
-        );
-        ensure!(
-            s.bytes == expected[i],
-            "frame {i}: bytes differ from what was sent"
-        );
-    }
-    Ok(())
 }
 
 #[test]

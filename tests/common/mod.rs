@@ -10,6 +10,8 @@
 //! (threads or processes) never collide. Traffic stays inside these namespaces.
 #![allow(dead_code)]
 
+pub mod frames;
+
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
