@@ -37,12 +37,22 @@ testpmd_pps() { # vdev-args... -- testpmd-args...
   local log="$work/testpmd.log"
   timeout -s INT "$((secs + 3))" dpdk-testpmd --no-huge -m 512 --no-pci --no-telemetry \
     --file-prefix "bench-tp-$$" -l "$main_core,$core" --main-lcore "$main_core" "$@" \
-    --nb-cores=1 --stats-period=1 --auto-start >"$log" 2>&1 </dev/null || true
+    --nb-cores=1 --stats-period=1 --auto-start --total-num-mbufs=16384 >"$log" 2>&1 </dev/null || true
   awk '/Port statistics/ {p++} /Rx-pps:/ && p>1 {s[p]+=$2} END {n=0; t=0; for (k in s) {t+=s[k]; n++}; if (n>1) printf "%.0f\n", t/n; else print 0}' "$log"
 }
+rx_pps_of_json() { # last JSON line on stdin -> rx_pps, or 0 with the error on stderr
+  python3 -c '
+import json, sys
+lines = [l for l in sys.stdin.read().splitlines() if l.startswith("{")]
+if not lines:
+    print("bench.sh: rpcbench printed no result", file=sys.stderr); print(0)
+else:
+    print(round(json.loads(lines[-1])["rx_pps"]))'
+}
 rpcbench_pps() { # rpcbench args...
-  "$RPCBENCH" --cores "$core" --duration "$secs" --stats-period 0 --json "$@" </dev/null \
-    | tail -n 1 | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["rx_pps"]))'
+  "$RPCBENCH" --cores "$core" --duration "$secs" --stats-period 0 --json "$@" </dev/null 2>"$work/rpcbench.err" \
+    | rx_pps_of_json || true
+  grep -h "rpcbench: error" "$work/rpcbench.err" >&2 || true
 }
 report() { # name ours theirs target
   python3 - "$@" <<'PY'
@@ -82,28 +92,27 @@ with open(sys.argv[1], "wb") as f:
         frame = bytes.fromhex("020000000002020000000001") + b"\x08\x00" + ip + udp + payload
         f.write(struct.pack("<IIII", 0, i, len(frame), len(frame)) + frame)
 PY
-  vdev="net_pcap0,rx_pcap=$pcap,tx_drop=1,infinite_rx=1"
+  vdev="net_pcap0,rx_pcap=$pcap,infinite_rx=1"
   tp=$(testpmd_pps --vdev="$vdev" -- --forward-mode=macswap --port-topology=loop)
   us=$(rpcbench_pps --backend dpdk --mode macswap \
         --eal "--no-huge -m 512 --no-pci --no-telemetry --file-prefix=bench-rb-$$ -l $main_core --vdev=$vdev")
   results+=("$(report "macswap net_pcap,infinite_rx=1 (1 core)" "$us" "$tp" 0.9)")
 fi
 if [ -z "$only" ] || [ "$only" = afpacket ]; then
-  # A veth pair whose far end (namespace b) echoes with a kernel-free DPDK/rpcbench
-  # generator is not needed: both ends run in namespace a's view of one pair, with txonly
-  # traffic generated on one side and io forwarding measured on the other.
+  # One veth pair: rpcbench txonly generates 64-byte frames over 64 flows in namespace
+  # b; in namespace a testpmd (net_af_packet) and then rpcbench (afpacket) io-forward
+  # what arrives back out of the same port, on the same core, one after the other.
   ns="fb$$"
   scripts/netns.sh up "$ns" >/dev/null
   gen() { ip netns exec "$ns-b" "$RPCBENCH" --backend afpacket --iface "$ns-vb" --mode txonly \
             --cores "$main_core" --duration "$((secs + 4))" --stats-period 0 --json \
-            --pkt-size 64 --flows 64 >/dev/null 2>&1 & echo $!; }
-  g=$(gen)
+            --pkt-size 64 --flows 64 >/dev/null 2>&1; }
+  gen & g=$!
   tp=$(ip netns exec "$ns-a" bash -c "$(declare -f testpmd_pps); secs=$secs core=$core main_core=$main_core work=$work; testpmd_pps --vdev=net_af_packet0,iface=$ns-va -- --forward-mode=io --port-topology=loop")
   wait "$g" || true
-  g=$(gen)
+  gen & g=$!
   us=$(ip netns exec "$ns-a" "$RPCBENCH" --backend afpacket --iface "$ns-va" --mode io \
-        --cores "$core" --duration "$secs" --stats-period 0 --json </dev/null \
-        | tail -n 1 | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["rx_pps"]))')
+        --cores "$core" --duration "$secs" --stats-period 0 --json </dev/null | rx_pps_of_json)
   wait "$g" || true
   results+=("$(report "io afpacket vs net_af_packet, veth (1 core)" "$us" "$tp" 1.0)")
 fi
