@@ -81,6 +81,8 @@ pub struct Lowerer<'a> {
     scopes: Vec<Vec<Binding>>,
     tmp: usize,
     loop_vars: Vec<String>,
+    /// Inside `match get(m, k): Some(..)` lowered over `get_mut`: (map, key, slot).
+    slot: Option<(String, Expr, proc_macro2::Ident)>,
     /// Field accesses found.
     pub accesses: Vec<FieldAccess>,
 }
@@ -121,6 +123,7 @@ impl<'a> Lowerer<'a> {
             scopes: Vec::new(),
             tmp: 0,
             loop_vars: Vec::new(),
+            slot: None,
             accesses: Vec::new(),
         }
     }
@@ -578,6 +581,18 @@ impl<'a> Lowerer<'a> {
             return Ok(quote!(if (#val).is_err() { return #rt::Verdict::Reply(#rt::ErrorReply::DOES_NOT_FIT); }));
         }
         let var = self.collection_arg(&args[0], "set")?;
+        if let Some((m, k, slot)) = self.slot.clone() {
+            if m == var.name && same_key(&k, &args[1]) {
+                let vty = match &var.ty {
+                    Ty::Map(_, v) => (**v).clone(),
+                    _ => Ty::Unit,
+                };
+                let v = self.expr(&args[2], Some(&vty))?;
+                self.check_fits(&v, &vty, args[2].span)?;
+                let val = v.ts;
+                return Ok(quote!({ let __v = #val; *#slot = __v; }));
+            }
+        }
         let id = state_ident(&var.name);
         let key = self.key_arg(&var, &args[1])?;
         let vty = match &var.ty {
@@ -634,7 +649,81 @@ impl<'a> Lowerer<'a> {
         Ok((fi, fname, f.kind))
     }
 
+    /// `match get(m, k):` whose `Some` arms only touch `m` through `set(m, k, ..)` with
+    /// the same key: one `get_mut` lookup instead of a lookup per access (the
+    /// session-tracker idiom). `None` on any other shape.
+    fn slot_match(&mut self, scrutinee: &Expr, arms: &[Arm]) -> Result<Option<TokenStream>, Diag> {
+        let ExprKind::Call { name, args, .. } = &scrutinee.kind else { return Ok(None) };
+        let [m, key] = args.as_slice() else { return Ok(None) };
+        if name != "get" || self.slot.is_some() {
+            return Ok(None);
+        }
+        let ExprKind::Name(mname) = &m.kind else { return Ok(None) };
+        let Some(var) = self.el.var(mname).cloned() else { return Ok(None) };
+        let Ty::Map(_, vty) = &var.ty else { return Ok(None) };
+        if var.strong || !vty.is_copy() {
+            return Ok(None);
+        }
+        let key_name = match &key.kind {
+            ExprKind::Name(n) if n != mname && Some(n) != self.rpc_name.as_ref() => Some(n.clone()),
+            ExprKind::Str(_) | ExprKind::Int(_) => None,
+            _ => return Ok(None),
+        };
+        for arm in arms {
+            let [p] = arm.pats.as_slice() else { return Ok(None) };
+            match &p.kind {
+                PatKind::None => {}
+                PatKind::Some(_) => {
+                    let mut counts = HashMap::new();
+                    count_assigns(&arm.body, 1, &mut counts);
+                    if key_name.as_ref().is_some_and(|k| counts.contains_key(k)) {
+                        return Ok(None);
+                    }
+                    if count_name_stmts(&arm.body, mname) != count_slot_sets(&arm.body, mname, key) {
+                        return Ok(None);
+                    }
+                }
+                _ => return Ok(None),
+            }
+        }
+        let id = state_ident(mname);
+        let key_ts = self.key_arg(&var, key)?;
+        let slot = self.fresh("slot");
+        let mut out_arms = TokenStream::new();
+        for arm in arms {
+            let p = &arm.pats[0];
+            let (head, bind, binding) = match &p.kind {
+                PatKind::Some(Some(b)) => {
+                    if self.el.var(b).is_some() || Some(b) == self.rpc_name.as_ref() {
+                        return Err(self.err(p.span, format!("pattern binding `{b}` hides a state variable or the rpc"), "choose another name"));
+                    }
+                    let ident = format_ident!("b_{}", b);
+                    (quote!(Some(#slot)), quote!(let #ident = *#slot;), Some(Binding { name: b.clone(), ident, ty: (**vty).clone(), owned: false }))
+                }
+                PatKind::Some(None) => (quote!(Some(#slot)), quote!(), None),
+                _ => (quote!(None), quote!(), None),
+            };
+            let is_some = matches!(p.kind, PatKind::Some(_));
+            if is_some {
+                self.slot = Some((mname.clone(), key.clone(), slot.clone()));
+            }
+            self.scopes.push(binding.into_iter().collect());
+            let body = self.block(&arm.body);
+            self.scopes.pop();
+            self.slot = None;
+            let body = body?;
+            out_arms.extend(quote!(#head => { #bind #body }));
+        }
+        if !arms.iter().any(|a| a.pats[0].kind == PatKind::None) || !arms.iter().any(|a| matches!(a.pats[0].kind, PatKind::Some(_))) {
+            out_arms.extend(quote!(_ => {}));
+        }
+        Ok(Some(quote!(match self.#id.get_mut(#key_ts) { #out_arms })))
+    }
+
     fn match_stmt(&mut self, scrutinee: &Expr, arms: &[Arm]) -> Result<TokenStream, Diag> {
+        if let Some(ts) = self.slot_match(scrutinee, arms)? {
+            return Ok(ts);
+        }
         let v = self.expr(scrutinee, None)?;
         let ty = v.ty.clone().settle();
         let scrut = match &ty {
@@ -1279,6 +1368,59 @@ fn collect_writes(body: &[Stmt], l: &Lowerer<'_>, out: &mut HashSet<Place>) {
             StmtKind::Pass => {}
         }
     }
+}
+
+fn same_key(a: &Expr, b: &Expr) -> bool {
+    match (&a.kind, &b.kind) {
+        (ExprKind::Name(x), ExprKind::Name(y)) | (ExprKind::Str(x), ExprKind::Str(y)) => x == y,
+        (ExprKind::Int(x), ExprKind::Int(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn count_name_expr(e: &Expr, n: &str) -> usize {
+    match &e.kind {
+        ExprKind::Name(x) => usize::from(x == n),
+        ExprKind::Call { args, .. } => args.iter().map(|a| count_name_expr(a, n)).sum(),
+        ExprKind::Binary(_, a, b) | ExprKind::Pair(a, b) => count_name_expr(a, n) + count_name_expr(b, n),
+        ExprKind::Neg(a) | ExprKind::Not(a) => count_name_expr(a, n),
+        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Str(_) | ExprKind::Bool(_) => 0,
+    }
+}
+
+/// Occurrences of name `n` anywhere in `body` (targets included).
+fn count_name_stmts(body: &[Stmt], n: &str) -> usize {
+    body.iter()
+        .map(|s| match &s.kind {
+            StmtKind::Pass => 0,
+            StmtKind::Expr(e) => count_name_expr(e, n),
+            StmtKind::Assign { target, value, .. } => usize::from(target == n) + count_name_expr(value, n),
+            StmtKind::AssignPair { targets, value } => {
+                targets.iter().filter(|(t, _)| t == n).count() + count_name_expr(value, n)
+            }
+            StmtKind::Match { scrutinee, arms } => {
+                count_name_expr(scrutinee, n) + arms.iter().map(|a| count_name_stmts(&a.body, n)).sum::<usize>()
+            }
+            StmtKind::Foreach { coll, var, body, .. } => {
+                count_name_expr(coll, n) + usize::from(var == n) + count_name_stmts(body, n)
+            }
+        })
+        .sum()
+}
+
+/// `set(m, key, v)` statements in `body` whose `v` does not mention `m`.
+fn count_slot_sets(body: &[Stmt], m: &str, key: &Expr) -> usize {
+    body.iter()
+        .map(|s| match &s.kind {
+            StmtKind::Expr(Expr { kind: ExprKind::Call { name, args, .. }, .. }) if name == "set" => match args.as_slice() {
+                [Expr { kind: ExprKind::Name(x), .. }, k, v] if x == m && same_key(k, key) && count_name_expr(v, m) == 0 => 1,
+                _ => 0,
+            },
+            StmtKind::Match { arms, .. } => arms.iter().map(|a| count_slot_sets(&a.body, m, key)).sum(),
+            StmtKind::Foreach { body, .. } => count_slot_sets(body, m, key),
+            _ => 0,
+        })
+        .sum()
 }
 
 fn count_assigns(body: &[Stmt], weight: usize, out: &mut HashMap<String, usize>) {

@@ -22,18 +22,30 @@ impl FastHasher {
 impl Hasher for FastHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
+        // Overlapping fixed-size loads instead of a byte loop or a variable-length copy:
+        // short keys (user names, ids) hash in a handful of instructions.
+        let n = bytes.len();
+        let len_tag = (n as u64) << 56;
+        if n <= 8 {
+            let w = if n >= 4 {
+                (u64::from(le32(bytes, 0)) << 32) | u64::from(le32(bytes, n - 4))
+            } else if n > 0 {
+                let a = bytes.first().copied().unwrap_or(0);
+                let b = bytes.get(n / 2).copied().unwrap_or(0);
+                let c = bytes.get(n - 1).copied().unwrap_or(0);
+                (u64::from(a) << 16) | (u64::from(b) << 8) | u64::from(c)
+            } else {
+                0
+            };
+            self.add(w ^ len_tag);
+            return;
         }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        let mut i = 0;
+        while i + 8 < n {
+            self.add(le64(bytes, i));
+            i += 8;
         }
+        self.add(le64(bytes, n - 8) ^ len_tag);
     }
 
     #[inline]
@@ -62,6 +74,16 @@ impl Hasher for FastHasher {
         let h = self.h ^ (self.h >> 32);
         h.wrapping_mul(K) ^ (h >> 29)
     }
+}
+
+#[inline(always)]
+fn le32(b: &[u8], at: usize) -> u32 {
+    b.get(at..).and_then(<[u8]>::first_chunk::<4>).map_or(0, |a| u32::from_le_bytes(*a))
+}
+
+#[inline(always)]
+fn le64(b: &[u8], at: usize) -> u64 {
+    b.get(at..).and_then(<[u8]>::first_chunk::<8>).map_or(0, |a| u64::from_le_bytes(*a))
 }
 
 /// `BuildHasher` of [`FastHasher`] with a random per-instance seed.
@@ -121,5 +143,14 @@ mod tests {
         );
         // Trailing zero bytes change the hash (length is mixed in).
         assert_ne!(a.hash_one(b"ab".as_slice()), a.hash_one(b"ab\0".as_slice()));
+        // Every length class, and a difference in any byte.
+        let base: Vec<u8> = (0..40u8).collect();
+        for n in 0..base.len() {
+            for i in 0..n {
+                let mut other = base[..n].to_vec();
+                other[i] ^= 1;
+                assert_ne!(a.hash_one(&base[..n]), a.hash_one(&other[..]), "len {n} byte {i}");
+            }
+        }
     }
 }

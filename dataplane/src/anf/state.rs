@@ -39,6 +39,16 @@ impl<K: Eq + Hash, V> StateMap<K, V> {
         self.map.get(key)
     }
 
+    /// The value of `key`, writable in place (one lookup for read-modify-write).
+    #[inline]
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map.get_mut(key)
+    }
+
     /// Sets `key` to `value`; allocates an owned key only when `key` is new.
     #[inline]
     pub fn set<Q>(&mut self, key: &Q, value: V)

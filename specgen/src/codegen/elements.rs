@@ -126,6 +126,7 @@ pub fn element(model: &Model, low: &Lowered) -> TokenStream {
         let doc = format!(" `{what}(rpc)` ({}:{line}) for `{}`.", el.ast.src.name, m.name);
         handlers.extend(quote! {
             #[doc = #doc]
+            #[inline]
             pub fn #fname(&mut self, ctx: &mut #rt::RpcCtx, rng: &mut #rt::FastRng, msg: &mut #mutv<'_>) -> #rt::Verdict {
                 #body
             }
