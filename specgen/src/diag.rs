@@ -123,8 +123,7 @@ impl Diag {
 
 impl fmt::Display for Diag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (l, c) = self.line_col();
-        write!(f, "{} (at {}:{}:{})", self.message, self.source.name, l, c)
+        f.write_str(&self.message)
     }
 }
 
@@ -172,7 +171,7 @@ impl SourceCode for Diag {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A located error in a spec or element file.
-    #[error(transparent)]
+    #[error("{}", .0.short())]
     Diag(Box<Diag>),
     /// The .proto file failed to parse or check (protox's own diagnostic).
     #[error("{0}")]
