@@ -35,7 +35,10 @@ pub fn read_source(path: &Path, name: &str) -> Result<Source> {
 
 /// Parses and resolves the spec at `path`, lowering every used handler.
 pub fn check(path: &Path) -> Result<(Model, Vec<Lowered>)> {
-    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let src = read_source(path, &name)?;
     let spec = parse_spec(&src)?;
     resolve(spec)
@@ -47,21 +50,46 @@ fn diag(spec: &Spec, span: Span, msg: impl Into<String>, hint: impl Into<String>
 
 fn line_of(spec: &Spec, span: Span) -> (usize, String) {
     let (line, _) = spec.src.line_col(span.start);
-    let text = spec.src.text.lines().nth(line.saturating_sub(1)).unwrap_or("").trim().to_string();
+    let text = spec
+        .src
+        .text
+        .lines()
+        .nth(line.saturating_sub(1))
+        .unwrap_or("")
+        .trim()
+        .to_string();
     (line, text)
 }
 
 fn resolve(spec: Spec) -> Result<(Model, Vec<Lowered>)> {
     let proto_path = spec.dir.join(&spec.proto.name);
-    let schema = proto::load(&spec.src, &proto_path, spec.proto.span, &spec.service.name, spec.service.span)?;
+    let schema = proto::load(
+        &spec.src,
+        &proto_path,
+        spec.proto.span,
+        &spec.service.name,
+        spec.service.span,
+    )?;
     let methods = &schema.service.methods;
-    let method_list = methods.iter().map(|m| m.snake.as_str()).collect::<Vec<_>>().join(", ");
+    let method_list = methods
+        .iter()
+        .map(|m| m.snake.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     let find_method = |n: &Named| -> Result<usize> {
         methods
             .iter()
             .position(|m| m.snake == n.name || m.name.eq_ignore_ascii_case(&n.name))
             .ok_or_else(|| {
-                diag(&spec, n.span, format!("unknown method `{}` in service `{}`", n.name, schema.service.name), format!("methods: {method_list}"))
+                diag(
+                    &spec,
+                    n.span,
+                    format!(
+                        "unknown method `{}` in service `{}`",
+                        n.name, schema.service.name
+                    ),
+                    format!("methods: {method_list}"),
+                )
             })
     };
 
@@ -69,26 +97,48 @@ fn resolve(spec: Spec) -> Result<(Model, Vec<Lowered>)> {
     let module = match &spec.module {
         Some(m) => m.name.clone(),
         None => {
-            let stem = spec.src.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = spec
+                .src
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             snake(&stem.replace(['-', '.', ' '], "_"))
         }
     };
-    if module.is_empty() || module.starts_with(|c: char| c.is_ascii_digit()) || crate::lower::is_keyword(&module) {
-        return Err(diag(&spec, Span::new(0, 0), format!("`{module}` is not a usable module name"), "add `module name` to the spec"));
+    if module.is_empty()
+        || module.starts_with(|c: char| c.is_ascii_digit())
+        || crate::lower::is_keyword(&module)
+    {
+        return Err(diag(
+            &spec,
+            Span::new(0, 0),
+            format!("`{module}` is not a usable module name"),
+            "add `module name` to the spec",
+        ));
     }
 
     // Transport table.
-    let mut transport: Vec<Option<(crate::spec::Transport, usize, String)>> = vec![None; methods.len()];
+    let mut transport: Vec<Option<(crate::spec::Transport, usize, String)>> =
+        vec![None; methods.len()];
     let mut seen: Vec<Option<Span>> = vec![None; methods.len()];
     for t in &spec.transport {
         let mi = find_method(&t.method)?;
         if seen[mi].is_some() {
-            let (line, _) = seen[mi].map(|s| spec.src.line_col(s.start)).unwrap_or_default();
+            let (line, _) = seen[mi]
+                .map(|s| spec.src.line_col(s.start))
+                .unwrap_or_default();
             return Err(diag(
                 &spec,
                 t.method.span,
-                format!("duplicate method `{}` in the transport table", t.method.name),
-                format!("`{}` already has a transport on line {line}; keep one", methods[mi].snake),
+                format!(
+                    "duplicate method `{}` in the transport table",
+                    t.method.name
+                ),
+                format!(
+                    "`{}` already has a transport on line {line}; keep one",
+                    methods[mi].snake
+                ),
             ));
         }
         seen[mi] = Some(t.method.span);
@@ -104,7 +154,10 @@ fn resolve(spec: Spec) -> Result<(Model, Vec<Lowered>)> {
                     &spec,
                     spec.service.span,
                     format!("method `{}` has no transport", methods[mi].snake),
-                    format!("add `{} => unreliable()` (or reliable()) under `transport:`", methods[mi].snake),
+                    format!(
+                        "add `{} => unreliable()` (or reliable()) under `transport:`",
+                        methods[mi].snake
+                    ),
                 ))
             }
         }
@@ -117,7 +170,10 @@ fn resolve(spec: Spec) -> Result<(Model, Vec<Lowered>)> {
         let targets: Vec<usize> = if line.methods.is_empty() {
             (0..methods.len()).collect()
         } else {
-            line.methods.iter().map(&find_method).collect::<Result<_>>()?
+            line.methods
+                .iter()
+                .map(&find_method)
+                .collect::<Result<_>>()?
         };
         for el in &line.elements {
             let ei = match elements.iter().position(|e| e.name == el.name) {
@@ -133,17 +189,30 @@ fn resolve(spec: Spec) -> Result<(Model, Vec<Lowered>)> {
                     return Err(diag(
                         &spec,
                         el.span,
-                        format!("element `{}` appears twice in the {} chain of `{}`", el.name, line.side.as_str(), methods[mi].snake),
+                        format!(
+                            "element `{}` appears twice in the {} chain of `{}`",
+                            el.name,
+                            line.side.as_str(),
+                            methods[mi].snake
+                        ),
                         "an element runs once per chain",
                     ));
                 }
-                chain.push(ChainEntry { element: ei, line: line_of(&spec, el.span) });
+                chain.push(ChainEntry {
+                    element: ei,
+                    line: line_of(&spec, el.span),
+                });
             }
         }
     }
     for (decl, _) in &spec.elements {
         if !elements.iter().any(|e| e.name == decl.name) {
-            return Err(diag(&spec, decl.span, format!("element `{}` is declared but used in no chain", decl.name), "add it to a chain or remove the line"));
+            return Err(diag(
+                &spec,
+                decl.span,
+                format!("element `{}` is declared but used in no chain", decl.name),
+                "add it to a chain or remove the line",
+            ));
         }
     }
 
@@ -151,19 +220,40 @@ fn resolve(spec: Spec) -> Result<(Model, Vec<Lowered>)> {
     for c in &spec.configs {
         let Some(el) = elements.iter_mut().find(|e| e.name == c.element.name) else {
             let names: Vec<&str> = elements.iter().map(|e| e.name.as_str()).collect();
-            return Err(diag(&spec, c.element.span, format!("unknown element `{}`", c.element.name), format!("elements in the chains: {}", names.join(", "))));
+            return Err(diag(
+                &spec,
+                c.element.span,
+                format!("unknown element `{}`", c.element.name),
+                format!("elements in the chains: {}", names.join(", ")),
+            ));
         };
         let Some(v) = el.vars.iter_mut().find(|v| v.name == c.var.name) else {
             let names: Vec<&str> = el.vars.iter().map(|v| v.name.as_str()).collect();
             return Err(diag(
                 &spec,
                 c.var.span,
-                format!("unknown state name `{}` in element `{}`", c.var.name, c.element.name),
-                format!("state of `{}`: {}", c.element.name, if names.is_empty() { "none".to_string() } else { names.join(", ") }),
+                format!(
+                    "unknown state name `{}` in element `{}`",
+                    c.var.name, c.element.name
+                ),
+                format!(
+                    "state of `{}`: {}",
+                    c.element.name,
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
             ));
         };
         if v.config {
-            return Err(diag(&spec, c.var.span, format!("`{}.{}` is configured twice", c.element.name, c.var.name), "keep one config line"));
+            return Err(diag(
+                &spec,
+                c.var.span,
+                format!("`{}.{}` is configured twice", c.element.name, c.var.name),
+                "keep one config line",
+            ));
         }
         v.config = true;
     }
@@ -180,13 +270,24 @@ fn resolve(spec: Spec) -> Result<(Model, Vec<Lowered>)> {
             }
         }
         let init = match &el.ast.init {
-            Some(h) => Lowerer::new(el, &schema, &rt, Dir::Init, None, format!("{}.init", el.name)).lower_handler(&h.body)?,
+            Some(h) => Lowerer::new(
+                el,
+                &schema,
+                &rt,
+                Dir::Init,
+                None,
+                format!("{}.init", el.name),
+            )
+            .lower_handler(&h.body)?,
             None => TokenStream::new(),
         };
         let mut handlers = Vec::new();
         for (mi, sides) in used {
             let m = &methods[mi];
-            for (dir, h, msg, what) in [(Dir::Req, &el.ast.req, m.input, "req"), (Dir::Resp, &el.ast.resp, m.output, "resp")] {
+            for (dir, h, msg, what) in [
+                (Dir::Req, &el.ast.req, m.input, "req"),
+                (Dir::Resp, &el.ast.resp, m.output, "resp"),
+            ] {
                 let Some(h) = h else { continue };
                 let by = format!("{}.{} on {} ({})", el.name, what, m.name, sides.join(", "));
                 let mut l = Lowerer::new(el, &schema, &rt, dir, Some(msg), by);
@@ -195,18 +296,46 @@ fn resolve(spec: Spec) -> Result<(Model, Vec<Lowered>)> {
                 handlers.push((dir, mi, body));
             }
         }
-        lowered.push(Lowered { element: ei, init, handlers });
+        lowered.push(Lowered {
+            element: ei,
+            init,
+            handlers,
+        });
     }
-    let model = Model { spec, schema, module, elements, transport: transports, chains, accesses };
+    let model = Model {
+        spec,
+        schema,
+        module,
+        elements,
+        transport: transports,
+        chains,
+        accesses,
+    };
     Ok((model, lowered))
 }
 
 fn load_element(spec: &Spec, el: &Named) -> Result<ElementInfo> {
-    let declared = spec.elements.iter().find(|(n, _)| n.name == el.name).map(|(_, p)| p.name.clone());
-    let rel = declared.clone().unwrap_or_else(|| format!("elements/{}.appnet", el.name));
+    let declared = spec
+        .elements
+        .iter()
+        .find(|(n, _)| n.name == el.name)
+        .map(|(_, p)| p.name.clone());
+    let rel = declared
+        .clone()
+        .unwrap_or_else(|| format!("elements/{}.appnet", el.name));
     let path = spec.dir.join(&rel);
-    if !el.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || crate::lower::is_keyword(&el.name) {
-        return Err(diag(spec, el.span, format!("`{}` cannot name an element", el.name), "element names are snake_case identifiers"));
+    if !el
+        .name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || crate::lower::is_keyword(&el.name)
+    {
+        return Err(diag(
+            spec,
+            el.span,
+            format!("`{}` cannot name an element", el.name),
+            "element names are snake_case identifiers",
+        ));
     }
     if !path.is_file() {
         let mut known: Vec<String> = spec.elements.iter().map(|(n, _)| n.name.clone()).collect();
@@ -228,7 +357,11 @@ fn load_element(spec: &Spec, el: &Named) -> Result<ElementInfo> {
             format!("unknown element `{}`", el.name),
             format!(
                 "no file {rel}{}",
-                if known.is_empty() { String::new() } else { format!("; known elements: {}", known.join(", ")) }
+                if known.is_empty() {
+                    String::new()
+                } else {
+                    format!("; known elements: {}", known.join(", "))
+                }
             ),
         ));
     }
@@ -237,7 +370,13 @@ fn load_element(spec: &Spec, el: &Named) -> Result<ElementInfo> {
     let mut vars: Vec<StateVar> = Vec::new();
     for d in &ast.state {
         if vars.iter().any(|v| v.name == d.name) {
-            return Err(Diag::new(&src, d.span, format!("duplicate state variable `{}`", d.name), "rename one of them").into());
+            return Err(Diag::new(
+                &src,
+                d.span,
+                format!("duplicate state variable `{}`", d.name),
+                "rename one of them",
+            )
+            .into());
         }
         let ty = Ty::from_ast(&d.ty);
         check_state_type(&src, d.span, &d.name, &ty)?;
@@ -276,9 +415,20 @@ fn load_element(spec: &Spec, el: &Named) -> Result<ElementInfo> {
                 }
             }
         }
-        vars.push(StateVar { name: d.name.clone(), span: d.span, ty, strong, capacity, config: false });
+        vars.push(StateVar {
+            name: d.name.clone(),
+            span: d.span,
+            ty,
+            strong,
+            capacity,
+            config: false,
+        });
     }
-    Ok(ElementInfo { name: el.name.clone(), ast, vars })
+    Ok(ElementInfo {
+        name: el.name.clone(),
+        ast,
+        vars,
+    })
 }
 
 fn check_state_type(src: &Source, span: Span, name: &str, ty: &Ty) -> Result<()> {

@@ -8,9 +8,13 @@ use std::sync::Arc;
 
 use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceCode};
 
-/// A loaded source file (spec or element).
+/// A loaded source file (spec or element); cheap to clone (shared).
 #[derive(Debug, Clone)]
-pub struct Source {
+pub struct Source(Arc<SourceData>);
+
+/// Contents of a [`Source`].
+#[derive(Debug)]
+pub struct SourceData {
     /// Path as shown in diagnostics (relative to the spec's directory when possible).
     pub name: String,
     /// Path on disk.
@@ -19,10 +23,26 @@ pub struct Source {
     pub text: Arc<str>,
 }
 
+impl std::ops::Deref for Source {
+    type Target = SourceData;
+
+    fn deref(&self) -> &SourceData {
+        &self.0
+    }
+}
+
 impl Source {
     /// Wraps already-read text.
-    pub fn new(name: impl Into<String>, path: impl Into<PathBuf>, text: impl Into<Arc<str>>) -> Self {
-        Source { name: name.into(), path: path.into(), text: text.into() }
+    pub fn new(
+        name: impl Into<String>,
+        path: impl Into<PathBuf>,
+        text: impl Into<Arc<str>>,
+    ) -> Self {
+        Source(Arc::new(SourceData {
+            name: name.into(),
+            path: path.into(),
+            text: text.into(),
+        }))
     }
 
     /// 1-based (line, column) of byte offset `at` (column counted in characters).
@@ -55,7 +75,10 @@ pub struct Span {
 impl Span {
     /// `start..end`.
     pub fn new(start: usize, end: usize) -> Self {
-        Span { start, end: end.max(start) }
+        Span {
+            start,
+            end: end.max(start),
+        }
     }
 
     /// The smallest span covering both.
@@ -81,9 +104,20 @@ pub struct Diag {
 
 impl Diag {
     /// A diagnostic; the label defaults to the message's first clause.
-    pub fn new(source: &Source, span: Span, message: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub fn new(
+        source: &Source,
+        span: Span,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
         let message = message.into();
-        Diag { source: source.clone(), span, label: "here".into(), message, hint: hint.into() }
+        Diag {
+            source: source.clone(),
+            span,
+            label: "here".into(),
+            message,
+            hint: hint.into(),
+        }
     }
 
     /// Sets the label under the caret.
@@ -106,7 +140,8 @@ impl Diag {
     /// Full rendering: location, the source line, a caret and the hint (no colours).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(100);
+        let handler =
+            GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(100);
         if handler.render_report(&mut out, self).is_err() {
             out = self.short();
         }
@@ -144,7 +179,11 @@ impl Diagnostic for Diag {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let (s, l) = self.clamped();
-        Some(Box::new(std::iter::once(LabeledSpan::new(Some(self.label.clone()), s, l))))
+        Some(Box::new(std::iter::once(LabeledSpan::new(
+            Some(self.label.clone()),
+            s,
+            l,
+        ))))
     }
 }
 
@@ -203,7 +242,8 @@ impl Error {
             Error::Diag(d) => d.render(),
             Error::Proto(_, e) => {
                 let mut out = String::new();
-                let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(100);
+                let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
+                    .with_width(100);
                 if handler.render_report(&mut out, e.as_ref()).is_err() {
                     out = e.to_string();
                 }
@@ -222,7 +262,10 @@ impl Error {
     }
 
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_path_buf(), source }
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 

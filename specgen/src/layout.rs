@@ -70,11 +70,25 @@ pub fn compute(schema: &Schema, accesses: &[FieldAccess]) -> Vec<MsgLayout> {
             let mut slots = Vec::new();
             for fi in order {
                 let f = &m.fields[fi];
-                let size = if inline(f.kind, f.repeated) { f.kind.fixed_size() } else { 8 };
-                slots.push(Slot { field: fi, offset, size, hot: !why[fi].is_empty(), why: why[fi].clone() });
+                let size = if inline(f.kind, f.repeated) {
+                    f.kind.fixed_size()
+                } else {
+                    8
+                };
+                slots.push(Slot {
+                    field: fi,
+                    offset,
+                    size,
+                    hot: !why[fi].is_empty(),
+                    why: why[fi].clone(),
+                });
                 offset += size;
             }
-            MsgLayout { msg: mi, fixed_len: offset, slots }
+            MsgLayout {
+                msg: mi,
+                fixed_len: offset,
+                slots,
+            }
         })
         .collect()
 }
@@ -105,9 +119,15 @@ pub fn table(model: &Model, layouts: &[MsgLayout]) -> String {
         }
         k += 1;
     }
-    let _ = writeln!(out, "service {} (module {})", schema.service.full_name, model.module);
+    let _ = writeln!(
+        out,
+        "service {} (module {})",
+        schema.service.full_name, model.module
+    );
     for mi in shown {
-        let (Some(m), Some(l)) = (schema.messages.get(mi), layouts.get(mi)) else { continue };
+        let (Some(m), Some(l)) = (schema.messages.get(mi), layouts.get(mi)) else {
+            continue;
+        };
         let used_by: Vec<String> = schema
             .service
             .methods
@@ -124,19 +144,42 @@ pub fn table(model: &Model, layouts: &[MsgLayout]) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "\nmessage {} ({}): fixed section {} bytes, then the variable tail{}",
+            "\nmessage {} ({}): fixed section {} bytes, then the variable tail",
             m.full_name,
-            if used_by.is_empty() { "nested".to_string() } else { used_by.join(", ") },
+            if used_by.is_empty() {
+                "nested".to_string()
+            } else {
+                used_by.join(", ")
+            },
             l.fixed_len,
-            ""
         );
-        let _ = writeln!(out, "  {:>6}  {:>4}  {:<16} {:<16} why", "offset", "size", "field", "type");
+        let _ = writeln!(
+            out,
+            "  {:>6}  {:>4}  {:<16} {:<16} why",
+            "offset", "size", "field", "type"
+        );
         for s in &l.slots {
             let f = &m.fields[s.field];
-            let ty = format!("{}{}", if f.repeated { "repeated " } else { "" }, f.proto_type_display(schema));
-            let place = if inline(f.kind, f.repeated) { "inline" } else { "slot -> tail" };
-            let why = if s.hot { s.why.join("; ") } else { "not read by any element".to_string() };
-            let _ = writeln!(out, "  {:>6}  {:>4}  {:<16} {:<16} {place}; {why}", s.offset, s.size, f.name, ty);
+            let ty = format!(
+                "{}{}",
+                if f.repeated { "repeated " } else { "" },
+                f.proto_type_display(schema)
+            );
+            let place = if inline(f.kind, f.repeated) {
+                "inline"
+            } else {
+                "slot -> tail"
+            };
+            let why = if s.hot {
+                s.why.join("; ")
+            } else {
+                "not read by any element".to_string()
+            };
+            let _ = writeln!(
+                out,
+                "  {:>6}  {:>4}  {:<16} {:<16} {place}; {why}",
+                s.offset, s.size, f.name, ty
+            );
         }
     }
     out

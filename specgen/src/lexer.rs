@@ -41,8 +41,8 @@ pub struct Token {
 }
 
 const PUNCTS: [&str; 27] = [
-    "=>", "->", "==", "!=", "<=", ">=", "(", ")", "[", "]", "{", "}", ",", ":", ".", "=", "<", ">", "+", "-", "*",
-    "/", "|", "@", ";", "%", "!",
+    "=>", "->", "==", "!=", "<=", ">=", "(", ")", "[", "]", "{", "}", ",", ":", ".", "=", "<", ">",
+    "+", "-", "*", "/", "|", "@", ";", "%", "!",
 ];
 
 /// Tokenizes `src`.
@@ -60,7 +60,11 @@ pub fn lex(src: &Source) -> Result<Vec<Token>, Diag> {
             let line_start = i;
             let mut width = 0usize;
             while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'\t') {
-                width = if bytes[i] == b'\t' { (width / TAB_STOP + 1) * TAB_STOP } else { width + 1 };
+                width = if bytes[i] == b'\t' {
+                    (width / TAB_STOP + 1) * TAB_STOP
+                } else {
+                    width + 1
+                };
                 i += 1;
             }
             if i >= bytes.len() {
@@ -78,11 +82,17 @@ pub fn lex(src: &Source) -> Result<Vec<Token>, Diag> {
             let here = Span::new(i, i + 1);
             if width > top {
                 indents.push(width);
-                toks.push(Token { tok: Tok::Indent, span: here });
+                toks.push(Token {
+                    tok: Tok::Indent,
+                    span: here,
+                });
             } else if width < top {
                 while indents.last().is_some_and(|t| *t > width) {
                     indents.pop();
-                    toks.push(Token { tok: Tok::Dedent, span: here });
+                    toks.push(Token {
+                        tok: Tok::Dedent,
+                        span: here,
+                    });
                 }
                 if indents.last().copied().unwrap_or(0) != width {
                     let outer: Vec<String> = indents.iter().map(|w| w.to_string()).collect();
@@ -111,8 +121,14 @@ pub fn lex(src: &Source) -> Result<Vec<Token>, Diag> {
             }
             b'\n' => {
                 if depth == 0 {
-                    if toks.last().is_some_and(|t| !matches!(t.tok, Tok::Newline | Tok::Indent | Tok::Dedent)) {
-                        toks.push(Token { tok: Tok::Newline, span: Span::new(i, i + 1) });
+                    if toks
+                        .last()
+                        .is_some_and(|t| !matches!(t.tok, Tok::Newline | Tok::Indent | Tok::Dedent))
+                    {
+                        toks.push(Token {
+                            tok: Tok::Newline,
+                            span: Span::new(i, i + 1),
+                        });
                     }
                     at_line_start = true;
                 }
@@ -159,14 +175,18 @@ pub fn lex(src: &Source) -> Result<Vec<Token>, Diag> {
                         }
                     }
                 }
-                toks.push(Token { tok: Tok::Str(s), span: Span::new(start, i) });
+                toks.push(Token {
+                    tok: Tok::Str(s),
+                    span: Span::new(start, i),
+                });
             }
             b'0'..=b'9' => {
                 let start = i;
                 while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'_') {
                     i += 1;
                 }
-                let is_float = bytes.get(i) == Some(&b'.') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
+                let is_float =
+                    bytes.get(i) == Some(&b'.') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
                 if is_float {
                     i += 1;
                     while i < bytes.len() && bytes[i].is_ascii_digit() {
@@ -178,7 +198,14 @@ pub fn lex(src: &Source) -> Result<Vec<Token>, Diag> {
                 let tok = if is_float {
                     match lit.parse::<f64>() {
                         Ok(f) => Tok::Float(f),
-                        Err(_) => return Err(Diag::new(src, span, "malformed float literal", "write e.g. 1.5")),
+                        Err(_) => {
+                            return Err(Diag::new(
+                                src,
+                                span,
+                                "malformed float literal",
+                                "write e.g. 1.5",
+                            ))
+                        }
                     }
                 } else {
                     match lit.parse::<u64>() {
@@ -200,7 +227,10 @@ pub fn lex(src: &Source) -> Result<Vec<Token>, Diag> {
                 while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                     i += 1;
                 }
-                toks.push(Token { tok: Tok::Ident(text[start..i].to_string()), span: Span::new(start, i) });
+                toks.push(Token {
+                    tok: Tok::Ident(text[start..i].to_string()),
+                    span: Span::new(start, i),
+                });
             }
             _ => {
                 let rest = &bytes[i..];
@@ -218,25 +248,45 @@ pub fn lex(src: &Source) -> Result<Vec<Token>, Diag> {
                     ")" | "]" | "}" => depth = depth.saturating_sub(1),
                     _ => {}
                 }
-                toks.push(Token { tok: Tok::Punct(p), span: Span::new(i, i + p.len()) });
+                toks.push(Token {
+                    tok: Tok::Punct(p),
+                    span: Span::new(i, i + p.len()),
+                });
                 i += p.len();
             }
         }
     }
     let end = Span::new(bytes.len(), bytes.len());
-    if toks.last().is_some_and(|t| !matches!(t.tok, Tok::Newline | Tok::Indent | Tok::Dedent)) {
-        toks.push(Token { tok: Tok::Newline, span: end });
+    if toks
+        .last()
+        .is_some_and(|t| !matches!(t.tok, Tok::Newline | Tok::Indent | Tok::Dedent))
+    {
+        toks.push(Token {
+            tok: Tok::Newline,
+            span: end,
+        });
     }
     while indents.len() > 1 {
         indents.pop();
-        toks.push(Token { tok: Tok::Dedent, span: end });
+        toks.push(Token {
+            tok: Tok::Dedent,
+            span: end,
+        });
     }
-    toks.push(Token { tok: Tok::Eof, span: end });
+    toks.push(Token {
+        tok: Tok::Eof,
+        span: end,
+    });
     Ok(toks)
 }
 
 fn unterminated(src: &Source, start: usize, at: usize) -> Diag {
-    Diag::new(src, Span::new(start, at.max(start + 1)), "unterminated string literal", "close it with the same quote on the same line")
+    Diag::new(
+        src,
+        Span::new(start, at.max(start + 1)),
+        "unterminated string literal",
+        "close it with the same quote on the same line",
+    )
 }
 
 /// A cursor over tokens with the helpers both parsers use.
@@ -250,7 +300,11 @@ pub struct Cursor<'s> {
 impl<'s> Cursor<'s> {
     /// Tokenizes `src`.
     pub fn new(src: &'s Source) -> Result<Self, Diag> {
-        Ok(Cursor { src, toks: lex(src)?, pos: 0 })
+        Ok(Cursor {
+            src,
+            toks: lex(src)?,
+            pos: 0,
+        })
     }
 
     /// The current token.
@@ -343,14 +397,25 @@ impl<'s> Cursor<'s> {
             self.bump();
             Ok(())
         } else {
-            Err(Diag::new(self.src, self.peek().span, "expected an indented block", hint).label("indent this line"))
+            Err(Diag::new(
+                self.src,
+                self.peek().span,
+                "expected an indented block",
+                hint,
+            )
+            .label("indent this line"))
         }
     }
 
     /// "expected X, found Y" at the current token.
     pub fn unexpected(&self, what: &str, hint: &str) -> Diag {
         let t = self.peek();
-        Diag::new(self.src, t.span, format!("expected {what}, found {}", describe(&t.tok)), hint)
+        Diag::new(
+            self.src,
+            t.span,
+            format!("expected {what}, found {}", describe(&t.tok)),
+            hint,
+        )
     }
 }
 
@@ -375,7 +440,9 @@ mod tests {
 
     fn kinds(s: &str) -> Vec<Tok> {
         let src = Source::new("t", "t", s);
-        lex(&src).map(|v| v.into_iter().map(|t| t.tok).collect()).unwrap_or_default()
+        lex(&src)
+            .map(|v| v.into_iter().map(|t| t.tok).collect())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -390,12 +457,15 @@ mod tests {
     fn bad_dedent_is_an_error() {
         let src = Source::new("t", "t", "a:\n    b\n  c\n");
         let e = lex(&src).err().map(|d| d.short());
-        assert_eq!(e.as_deref(), Some("t:3:1: bad indentation: column 3 does not match any enclosing block"));
+        assert_eq!(
+            e.as_deref(),
+            Some("t:3:1: bad indentation: column 3 does not match any enclosing block")
+        );
     }
 
     #[test]
     fn brackets_join_lines() {
         let t = kinds("f(a,\n   b)\n");
-        assert!(!t.iter().any(|t| *t == Tok::Indent));
+        assert!(!t.contains(&Tok::Indent));
     }
 }

@@ -70,7 +70,10 @@ pub struct Builder {
 
 impl Default for Builder {
     fn default() -> Self {
-        Builder { runtime: DEFAULT_RUNTIME.to_string(), out_dir: None }
+        Builder {
+            runtime: DEFAULT_RUNTIME.to_string(),
+            out_dir: None,
+        }
     }
 }
 
@@ -98,9 +101,17 @@ impl Builder {
         let layouts = layout::compute(&model.schema, &model.accesses);
         let code = codegen::generate(&model, &lowered, &layouts, &self.runtime)?;
         let table = layout::table(&model, &layouts);
-        let mut inputs = vec![spec.as_ref().to_path_buf(), model.spec.dir.join(&model.spec.proto.name)];
+        let mut inputs = vec![
+            spec.as_ref().to_path_buf(),
+            model.spec.dir.join(&model.spec.proto.name),
+        ];
         inputs.extend(model.elements.iter().map(|e| e.ast.src.path.clone()));
-        Ok(Output { module: model.module.clone(), code, layout: table, inputs })
+        Ok(Output {
+            module: model.module.clone(),
+            code,
+            layout: table,
+            inputs,
+        })
     }
 
     /// Generates and writes `<out_dir>/<module>.rs`; prints `cargo:rerun-if-changed`
@@ -111,12 +122,18 @@ impl Builder {
             Some(d) => d.clone(),
             None => std::env::var_os("OUT_DIR")
                 .map(PathBuf::from)
-                .ok_or_else(|| Error::Usage("OUT_DIR is not set: call compile from build.rs or set Builder::out_dir".into()))?,
+                .ok_or_else(|| {
+                    Error::Usage(
+                        "OUT_DIR is not set: call compile from build.rs or set Builder::out_dir"
+                            .into(),
+                    )
+                })?,
         };
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let path = dir.join(format!("{}.rs", out.module));
         std::fs::write(&path, &out.code).map_err(|e| Error::io(&path, e))?;
-        if std::env::var_os("CARGO_MANIFEST_DIR").is_some() && std::env::var_os("OUT_DIR").is_some() {
+        if std::env::var_os("CARGO_MANIFEST_DIR").is_some() && std::env::var_os("OUT_DIR").is_some()
+        {
             for i in &out.inputs {
                 println!("cargo:rerun-if-changed={}", i.display());
             }

@@ -51,7 +51,11 @@ struct Val {
 
 impl Val {
     fn copy(ty: Ty, ts: TokenStream) -> Val {
-        Val { ty, ts, owned: false }
+        Val {
+            ty,
+            ts,
+            owned: false,
+        }
     }
 }
 
@@ -101,7 +105,14 @@ const HEADER_FIELDS: [(&str, bool); 6] = [
 
 impl<'a> Lowerer<'a> {
     /// A lowerer for `dir` of `el` over message `msg` (`None` for init).
-    pub fn new(el: &'a ElementInfo, schema: &'a Schema, rt: &'a TokenStream, dir: Dir, msg: Option<usize>, by: String) -> Self {
+    pub fn new(
+        el: &'a ElementInfo,
+        schema: &'a Schema,
+        rt: &'a TokenStream,
+        dir: Dir,
+        msg: Option<usize>,
+        by: String,
+    ) -> Self {
         let rpc_name = match dir {
             Dir::Init => None,
             Dir::Req => el.ast.req.as_ref().and_then(|h| h.param.clone()),
@@ -134,7 +145,14 @@ impl<'a> Lowerer<'a> {
 
     fn src_line(&self, span: Span) -> String {
         let (line, _) = self.el.ast.src.line_col(span.start);
-        let text = self.el.ast.src.text.get(span.start..span.end).unwrap_or("").trim();
+        let text = self
+            .el
+            .ast
+            .src
+            .text
+            .get(span.start..span.end)
+            .unwrap_or("")
+            .trim();
         format!("{}:{}: {}", self.el.ast.src.name, line, text)
     }
 
@@ -146,7 +164,11 @@ impl<'a> Lowerer<'a> {
         collect_writes(body, self, &mut HashSet::new());
         let mut counts = HashMap::new();
         count_assigns(body, 1, &mut counts);
-        self.multi_assigned = counts.into_iter().filter(|(_, n)| *n > 1).map(|(k, _)| k).collect();
+        self.multi_assigned = counts
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(k, _)| k)
+            .collect();
         let mut stmts = TokenStream::new();
         for _ in 0..8 {
             self.locals.clear();
@@ -189,7 +211,8 @@ impl<'a> Lowerer<'a> {
     fn writes_strong(&self, s: &Stmt) -> bool {
         let mut w = HashSet::new();
         collect_writes(std::slice::from_ref(s), self, &mut w);
-        w.iter().any(|p| matches!(p, Place::State(n) if self.el.var(n).is_some_and(|v| v.strong)))
+        w.iter()
+            .any(|p| matches!(p, Place::State(n) if self.el.var(n).is_some_and(|v| v.strong)))
     }
 
     fn fresh(&mut self, base: &str) -> proc_macro2::Ident {
@@ -212,13 +235,20 @@ impl<'a> Lowerer<'a> {
         let code = match &s.kind {
             StmtKind::Pass => TokenStream::new(),
             StmtKind::Expr(e) => self.call_stmt(e)?,
-            StmtKind::Assign { target, target_span, value } => self.assign(target, *target_span, value)?,
+            StmtKind::Assign {
+                target,
+                target_span,
+                value,
+            } => self.assign(target, *target_span, value)?,
             StmtKind::AssignPair { targets, value } => {
                 let v = self.expr(value, None)?;
                 let Ty::Pair(a, b) = v.ty.clone() else {
                     return Err(self.err(
                         value.span,
-                        format!("type mismatch: expected a pair <A, B>, found {}", v.ty.name()),
+                        format!(
+                            "type mismatch: expected a pair <A, B>, found {}",
+                            v.ty.name()
+                        ),
                         "`(a, b) = e` takes apart a pair value",
                     ));
                 };
@@ -229,7 +259,12 @@ impl<'a> Lowerer<'a> {
                 quote!({ let (#ta, #tb) = #ts; #wa #wb })
             }
             StmtKind::Match { scrutinee, arms } => self.match_stmt(scrutinee, arms)?,
-            StmtKind::Foreach { coll, var, var_span, body } => self.foreach(coll, var, *var_span, body)?,
+            StmtKind::Foreach {
+                coll,
+                var,
+                var_span,
+                body,
+            } => self.foreach(coll, var, *var_span, body)?,
         };
         Ok(quote!(__specgen_src!(#comment); #code))
     }
@@ -238,7 +273,11 @@ impl<'a> Lowerer<'a> {
         let want = self.target_type(target);
         let v = self.expr(value, want.as_ref())?;
         if v.ty == Ty::Unit {
-            return Err(self.err(value.span, "type mismatch: this call has no value", "call it as a statement on its own line"));
+            return Err(self.err(
+                value.span,
+                "type mismatch: this call has no value",
+                "call it as a statement on its own line",
+            ));
         }
         self.store(target, span, v)
     }
@@ -247,7 +286,10 @@ impl<'a> Lowerer<'a> {
         if let Some(v) = self.el.var(target) {
             return Some(v.ty.clone());
         }
-        self.locals.iter().find(|(n, _)| n == target).map(|(_, t)| t.clone())
+        self.locals
+            .iter()
+            .find(|(n, _)| n == target)
+            .map(|(_, t)| t.clone())
     }
 
     /// Writes `v` into local or state variable `target`.
@@ -261,7 +303,11 @@ impl<'a> Lowerer<'a> {
             ));
         }
         if Some(target) == self.rpc_name.as_deref() {
-            return Err(self.err(span, "cannot assign to the rpc", "change a field with set(rpc, 'field', value)"));
+            return Err(self.err(
+                span,
+                "cannot assign to the rpc",
+                "change a field with set(rpc, 'field', value)",
+            ));
         }
         if let Some(var) = self.el.var(target).cloned() {
             if !var.ty.is_scalar() && !matches!(var.ty, Ty::Pair(..)) {
@@ -273,7 +319,11 @@ impl<'a> Lowerer<'a> {
             }
             self.check_fits(&v, &var.ty, span)?;
             let id = state_ident(&var.name);
-            let val = if var.ty == Ty::Str { self.owned(&v) } else { v.ts.clone() };
+            let val = if var.ty == Ty::Str {
+                self.owned(&v)
+            } else {
+                v.ts.clone()
+            };
             return Ok(if var.strong {
                 quote!({ let __v = #val; *#rt::write_lock(&self.#id) = __v; })
             } else {
@@ -305,7 +355,11 @@ impl<'a> Lowerer<'a> {
         if is_str && v.owned {
             self.assigned_owned.insert(target.to_string());
         }
-        let val = if is_str && self.owned_locals.contains(target) { self.owned(&v) } else { v.ts.clone() };
+        let val = if is_str && self.owned_locals.contains(target) {
+            self.owned(&v)
+        } else {
+            v.ts.clone()
+        };
         Ok(quote!(#id = #val;))
     }
 
@@ -315,7 +369,11 @@ impl<'a> Lowerer<'a> {
         } else {
             Err(self.err(
                 span,
-                format!("type mismatch: expected {}, found {}", want.name(), v.ty.name()),
+                format!(
+                    "type mismatch: expected {}, found {}",
+                    want.name(),
+                    v.ty.name()
+                ),
                 "values do not convert implicitly (only number literals adapt)",
             ))
         }
@@ -349,46 +407,90 @@ impl<'a> Lowerer<'a> {
     }
 
     fn call_stmt(&mut self, e: &Expr) -> Result<TokenStream, Diag> {
-        let ExprKind::Call { name, name_span, args } = &e.kind else {
-            return Err(self.err(e.span, "unsupported construct: an expression used as a statement", ""));
+        let ExprKind::Call {
+            name,
+            name_span,
+            args,
+        } = &e.kind
+        else {
+            return Err(self.err(
+                e.span,
+                "unsupported construct: an expression used as a statement",
+                "",
+            ));
         };
         let rt = self.rt.clone();
         match name.as_str() {
             "send" => {
                 if self.dir == Dir::Init {
-                    return Err(self.err(*name_span, "send(..) is not allowed in init()", "init() only sets up state"));
+                    return Err(self.err(
+                        *name_span,
+                        "send(..) is not allowed in init()",
+                        "init() only sets up state",
+                    ));
                 }
                 self.arity(name, *name_span, args, 2)?;
                 let dir = self.send_target(&args[1]).unwrap_or_default();
                 if dir != "Up" && dir != "Down" {
-                    return Err(self.err(args[1].span, "send direction must be `Up` or `Down`", "requests go Down, responses and errors Up"));
+                    return Err(self.err(
+                        args[1].span,
+                        "send direction must be `Up` or `Down`",
+                        "requests go Down, responses and errors Up",
+                    ));
                 }
-                if let ExprKind::Call { name: en, name_span: esp, args: eargs } = &args[0].kind {
+                if let ExprKind::Call {
+                    name: en,
+                    name_span: esp,
+                    args: eargs,
+                } = &args[0].kind
+                {
                     if en == "err" {
                         if dir != "Up" {
-                            return Err(self.err(args[1].span, "unsupported construct: an error sent Down", "errors go back to the caller: send(err('..'), Up)"));
+                            return Err(self.err(
+                                args[1].span,
+                                "unsupported construct: an error sent Down",
+                                "errors go back to the caller: send(err('..'), Up)",
+                            ));
                         }
                         let [msg] = eargs.as_slice() else {
-                            return Err(self.err(*esp, "err(..) takes one string literal", "e.g. err('denied')"));
+                            return Err(self.err(
+                                *esp,
+                                "err(..) takes one string literal",
+                                "e.g. err('denied')",
+                            ));
                         };
                         let ExprKind::Str(m) = &msg.kind else {
-                            return Err(self.err(msg.span, "err(..) takes one string literal", "e.g. err('denied')"));
+                            return Err(self.err(
+                                msg.span,
+                                "err(..) takes one string literal",
+                                "e.g. err('denied')",
+                            ));
                         };
                         return Ok(quote!(return #rt::Verdict::Reply(#rt::ErrorReply::new(#m));));
                     }
                 }
                 let target = self.send_target(&args[0]);
                 if target.is_none() || target != self.rpc_name {
-                    return Err(self.err(args[0].span, "send(..) takes the rpc or err('..')", "e.g. send(rpc, Down) or send(err('denied'), Up)"));
+                    return Err(self.err(
+                        args[0].span,
+                        "send(..) takes the rpc or err('..')",
+                        "e.g. send(rpc, Down) or send(err('denied'), Up)",
+                    ));
                 }
                 match (self.dir, dir.as_str()) {
-                    (Dir::Req, "Down") | (Dir::Resp, "Up") => Ok(quote!(return #rt::Verdict::Forward;)),
+                    (Dir::Req, "Down") | (Dir::Resp, "Up") => {
+                        Ok(quote!(return #rt::Verdict::Forward;))
+                    }
                     (Dir::Req, _) => Err(self.err(
                         args[1].span,
                         "unsupported construct: a request sent back Up",
                         "forward with send(rpc, Down) or answer with send(err('..'), Up)",
                     )),
-                    _ => Err(self.err(args[1].span, "unsupported construct: a response sent Down", "a response continues with send(rpc, Up)")),
+                    _ => Err(self.err(
+                        args[1].span,
+                        "unsupported construct: a response sent Down",
+                        "a response continues with send(rpc, Up)",
+                    )),
                 }
             }
             "drop" => {
@@ -419,17 +521,27 @@ impl<'a> Lowerer<'a> {
                 let v = self.expr(&args[1], Some(&Ty::Str))?;
                 self.check_fits(&v, &Ty::Str, args[1].span)?;
                 let (kt, vt) = (self.owned(&k), self.owned(&v));
-                Ok(quote!({ let __k: Vec<u8> = #kt; let __v: Vec<u8> = #vt; ctx.metadata.set(&__k, &__v); }))
+                Ok(
+                    quote!({ let __k: Vec<u8> = #kt; let __v: Vec<u8> = #vt; ctx.metadata.set(&__k, &__v); }),
+                )
             }
             "set_rpc_header" => {
                 self.no_init(name, *name_span)?;
                 self.arity(name, *name_span, args, 2)?;
-                let (field, fsp) = self.literal_name(&args[0], "a header field name", "e.g. set_rpc_header('priority', 3)")?;
+                let (field, fsp) = self.literal_name(
+                    &args[0],
+                    "a header field name",
+                    "e.g. set_rpc_header('priority', 3)",
+                )?;
                 let Some((_, writable)) = HEADER_FIELDS.iter().find(|(n, _)| *n == field) else {
                     return Err(self.unknown_header(&field, fsp));
                 };
                 if !writable {
-                    return Err(self.err(fsp, format!("header field `{field}` is read-only"), "writable header fields: priority, deadline_ns"));
+                    return Err(self.err(
+                        fsp,
+                        format!("header field `{field}` is read-only"),
+                        "writable header fields: priority, deadline_ns",
+                    ));
                 }
                 let v = self.expr(&args[1], Some(&Ty::Uint))?;
                 self.check_fits(&v, &Ty::Uint, args[1].span)?;
@@ -441,7 +553,11 @@ impl<'a> Lowerer<'a> {
                     quote!(ctx.header.#f = #ts;)
                 })
             }
-            "err" => Err(self.err(*name_span, "err(..) outside send", "answer the caller with send(err('..'), Up)")),
+            "err" => Err(self.err(
+                *name_span,
+                "err(..) outside send",
+                "answer the caller with send(err('..'), Up)",
+            )),
             _ => {
                 let v = self.expr(e, None)?;
                 let ts = v.ts;
@@ -452,7 +568,11 @@ impl<'a> Lowerer<'a> {
 
     fn no_init(&self, name: &str, span: Span) -> Result<(), Diag> {
         if self.dir == Dir::Init {
-            Err(self.err(span, format!("{name}(..) is not available in init()"), "init() has no RPC; use it in req(rpc) or resp(rpc)"))
+            Err(self.err(
+                span,
+                format!("{name}(..) is not available in init()"),
+                "init() has no RPC; use it in req(rpc) or resp(rpc)",
+            ))
         } else {
             Ok(())
         }
@@ -460,21 +580,33 @@ impl<'a> Lowerer<'a> {
 
     fn unknown_header(&self, field: &str, span: Span) -> Diag {
         let names: Vec<&str> = HEADER_FIELDS.iter().map(|(n, _)| *n).collect();
-        self.err(span, format!("unknown rpc header field `{field}`"), format!("header fields: {}", names.join(", ")))
+        self.err(
+            span,
+            format!("unknown rpc header field `{field}`"),
+            format!("header fields: {}", names.join(", ")),
+        )
     }
 
     fn arity(&self, name: &str, span: Span, args: &[Expr], n: usize) -> Result<(), Diag> {
         if args.len() == n {
             Ok(())
         } else {
-            Err(self.err(span, format!("{name}(..) takes {n} argument(s), found {}", args.len()), format!("see the built-ins: {BUILTINS}")))
+            Err(self.err(
+                span,
+                format!("{name}(..) takes {n} argument(s), found {}", args.len()),
+                format!("see the built-ins: {BUILTINS}"),
+            ))
         }
     }
 
     fn literal_name(&self, e: &Expr, what: &str, hint: &str) -> Result<(String, Span), Diag> {
         match &e.kind {
             ExprKind::Str(s) => Ok((s.clone(), e.span)),
-            _ => Err(self.err(e.span, format!("expected {what} as a quoted literal"), hint.to_string())),
+            _ => Err(self.err(
+                e.span,
+                format!("expected {what} as a quoted literal"),
+                hint.to_string(),
+            )),
         }
     }
 
@@ -485,18 +617,26 @@ impl<'a> Lowerer<'a> {
     /// The state collection named by `e` (for get/set/delete/size/foreach).
     fn collection_arg(&self, e: &Expr, what: &str) -> Result<StateVar, Diag> {
         let ExprKind::Name(n) = &e.kind else {
-            return Err(self.err(e.span, format!("{what}(..) needs a Map or Vec state variable here"), "name the state variable directly"));
+            return Err(self.err(
+                e.span,
+                format!("{what}(..) needs a Map or Vec state variable here"),
+                "name the state variable directly",
+            ));
         };
         match self.el.var(n) {
             Some(v) if matches!(v.ty, Ty::Map(..) | Ty::Vec(..)) => Ok(v.clone()),
             Some(v) => Err(self.err(
                 e.span,
                 format!("type mismatch: `{n}` is {}, not a Map or Vec", v.ty.name()),
-                format!("{what}(m, ..) works on Map and Vec state; assign scalars with `{n} = value`"),
+                format!(
+                    "{what}(m, ..) works on Map and Vec state; assign scalars with `{n} = value`"
+                ),
             )),
-            None if self.rpc_name.is_none() && n == "rpc" => {
-                Err(self.err(e.span, "rpc is not available in init()", "read fields in req(rpc) or resp(rpc)"))
-            }
+            None if self.rpc_name.is_none() && n == "rpc" => Err(self.err(
+                e.span,
+                "rpc is not available in init()",
+                "read fields in req(rpc) or resp(rpc)",
+            )),
             None => Err(self.unknown_name(n, e.span)),
         }
     }
@@ -506,7 +646,11 @@ impl<'a> Lowerer<'a> {
         let hint = if vars.is_empty() {
             "assign a local before using it, or declare state in `state:`".to_string()
         } else {
-            format!("state variables of `{}`: {}; locals must be assigned before use", self.el.name, vars.join(", "))
+            format!(
+                "state variables of `{}`: {}; locals must be assigned before use",
+                self.el.name,
+                vars.join(", ")
+            )
         };
         self.err(span, format!("unknown name `{n}`"), hint)
     }
@@ -518,8 +662,7 @@ impl<'a> Lowerer<'a> {
                 let kv = self.expr(e, Some(k))?;
                 self.check_fits(&kv, k, e.span)?;
                 Ok(if **k == Ty::Str {
-                    let s = self.owned_or_slice_for_key(&kv);
-                    s
+                    self.owned_or_slice_for_key(&kv)
                 } else {
                     let ts = kv.ts;
                     quote!(&(#ts))
@@ -578,7 +721,9 @@ impl<'a> Lowerer<'a> {
                     quote!(msg.#setter(#ts))
                 }
             };
-            return Ok(quote!(if (#val).is_err() { return #rt::Verdict::Reply(#rt::ErrorReply::DOES_NOT_FIT); }));
+            return Ok(
+                quote!(if (#val).is_err() { return #rt::Verdict::Reply(#rt::ErrorReply::DOES_NOT_FIT); }),
+            );
         }
         let var = self.collection_arg(&args[0], "set")?;
         if let Some((m, k, slot)) = self.slot.clone() {
@@ -601,7 +746,11 @@ impl<'a> Lowerer<'a> {
         };
         let v = self.expr(&args[2], Some(&vty))?;
         self.check_fits(&v, &vty, args[2].span)?;
-        let val = if vty == Ty::Str { self.owned(&v) } else { v.ts.clone() };
+        let val = if vty == Ty::Str {
+            self.owned(&v)
+        } else {
+            v.ts.clone()
+        };
         let (k, x) = (self.fresh("k"), self.fresh("v"));
         Ok(if var.strong {
             quote!({ let #k = #key; let #x = #val; #rt::write_lock(&self.#id).set(#k, #x); })
@@ -611,10 +760,19 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Resolves `'field'` of the rpc message; records the access.
-    fn rpc_field(&mut self, name: &Expr, hint_ty: Option<&Expr>, write: bool) -> Result<(usize, String, Kind), Diag> {
+    fn rpc_field(
+        &mut self,
+        name: &Expr,
+        hint_ty: Option<&Expr>,
+        write: bool,
+    ) -> Result<(usize, String, Kind), Diag> {
         let (fname, fsp) = self.literal_name(name, "a field name", "e.g. get(rpc, 'user')")?;
         let Some(mi) = self.msg else {
-            return Err(self.err(name.span, "rpc is not available in init()", "read fields in req(rpc) or resp(rpc)"));
+            return Err(self.err(
+                name.span,
+                "rpc is not available in init()",
+                "read fields in req(rpc) or resp(rpc)",
+            ));
         };
         let Some(m) = self.schema.messages.get(mi) else {
             return Err(self.err(name.span, "internal: message index", ""));
@@ -623,29 +781,52 @@ impl<'a> Lowerer<'a> {
             let names: Vec<&str> = m.fields.iter().map(|f| f.name.as_str()).collect();
             return Err(self.err(
                 fsp,
-                format!("unknown field `{fname}` in message `{}` ({})", m.full_name, self.by),
-                if names.is_empty() { "the message has no fields".to_string() } else { format!("fields of {}: {}", m.rust_name, names.join(", ")) },
+                format!(
+                    "unknown field `{fname}` in message `{}` ({})",
+                    m.full_name, self.by
+                ),
+                if names.is_empty() {
+                    "the message has no fields".to_string()
+                } else {
+                    format!("fields of {}: {}", m.rust_name, names.join(", "))
+                },
             ));
         };
         let f = &m.fields[fi];
         if f.repeated || matches!(f.kind, Kind::Message(_)) {
             return Err(self.err(
                 fsp,
-                format!("unsupported construct: field `{fname}` is {}", if f.repeated { "repeated" } else { "a nested message" }),
+                format!(
+                    "unsupported construct: field `{fname}` is {}",
+                    if f.repeated {
+                        "repeated"
+                    } else {
+                        "a nested message"
+                    }
+                ),
                 "elements read and write scalar, string and bytes fields",
             ));
         }
         if let Some(t) = hint_ty {
-            let (tn, tsp) = self.literal_name(t, "a proto type name", "e.g. get(rpc, 'score', 'int32')")?;
+            let (tn, tsp) =
+                self.literal_name(t, "a proto type name", "e.g. get(rpc, 'score', 'int32')")?;
             if tn != f.proto_type && !(tn == "int32" && f.kind == Kind::Enum) {
                 return Err(self.err(
                     tsp,
-                    format!("type mismatch: field `{fname}` is {}, not {tn}", f.proto_type),
+                    format!(
+                        "type mismatch: field `{fname}` is {}, not {tn}",
+                        f.proto_type
+                    ),
                     format!("write '{}' or leave the type out", f.proto_type),
                 ));
             }
         }
-        self.accesses.push(FieldAccess { msg: mi, field: fi, write, by: self.by.clone() });
+        self.accesses.push(FieldAccess {
+            msg: mi,
+            field: fi,
+            write,
+            by: self.by.clone(),
+        });
         Ok((fi, fname, f.kind))
     }
 
@@ -653,14 +834,24 @@ impl<'a> Lowerer<'a> {
     /// the same key: one `get_mut` lookup instead of a lookup per access (the
     /// session-tracker idiom). `None` on any other shape.
     fn slot_match(&mut self, scrutinee: &Expr, arms: &[Arm]) -> Result<Option<TokenStream>, Diag> {
-        let ExprKind::Call { name, args, .. } = &scrutinee.kind else { return Ok(None) };
-        let [m, key] = args.as_slice() else { return Ok(None) };
+        let ExprKind::Call { name, args, .. } = &scrutinee.kind else {
+            return Ok(None);
+        };
+        let [m, key] = args.as_slice() else {
+            return Ok(None);
+        };
         if name != "get" || self.slot.is_some() {
             return Ok(None);
         }
-        let ExprKind::Name(mname) = &m.kind else { return Ok(None) };
-        let Some(var) = self.el.var(mname).cloned() else { return Ok(None) };
-        let Ty::Map(_, vty) = &var.ty else { return Ok(None) };
+        let ExprKind::Name(mname) = &m.kind else {
+            return Ok(None);
+        };
+        let Some(var) = self.el.var(mname).cloned() else {
+            return Ok(None);
+        };
+        let Ty::Map(_, vty) = &var.ty else {
+            return Ok(None);
+        };
         if var.strong || !vty.is_copy() {
             return Ok(None);
         }
@@ -670,7 +861,9 @@ impl<'a> Lowerer<'a> {
             _ => return Ok(None),
         };
         for arm in arms {
-            let [p] = arm.pats.as_slice() else { return Ok(None) };
+            let [p] = arm.pats.as_slice() else {
+                return Ok(None);
+            };
             match &p.kind {
                 PatKind::None => {}
                 PatKind::Some(_) => {
@@ -679,7 +872,8 @@ impl<'a> Lowerer<'a> {
                     if key_name.as_ref().is_some_and(|k| counts.contains_key(k)) {
                         return Ok(None);
                     }
-                    if count_name_stmts(&arm.body, mname) != count_slot_sets(&arm.body, mname, key) {
+                    if count_name_stmts(&arm.body, mname) != count_slot_sets(&arm.body, mname, key)
+                    {
                         return Ok(None);
                     }
                 }
@@ -695,10 +889,23 @@ impl<'a> Lowerer<'a> {
             let (head, bind, binding) = match &p.kind {
                 PatKind::Some(Some(b)) => {
                     if self.el.var(b).is_some() || Some(b) == self.rpc_name.as_ref() {
-                        return Err(self.err(p.span, format!("pattern binding `{b}` hides a state variable or the rpc"), "choose another name"));
+                        return Err(self.err(
+                            p.span,
+                            format!("pattern binding `{b}` hides a state variable or the rpc"),
+                            "choose another name",
+                        ));
                     }
                     let ident = format_ident!("b_{}", b);
-                    (quote!(Some(#slot)), quote!(let #ident = *#slot;), Some(Binding { name: b.clone(), ident, ty: (**vty).clone(), owned: false }))
+                    (
+                        quote!(Some(#slot)),
+                        quote!(let #ident = *#slot;),
+                        Some(Binding {
+                            name: b.clone(),
+                            ident,
+                            ty: (**vty).clone(),
+                            owned: false,
+                        }),
+                    )
                 }
                 PatKind::Some(None) => (quote!(Some(#slot)), quote!(), None),
                 _ => (quote!(None), quote!(), None),
@@ -714,7 +921,11 @@ impl<'a> Lowerer<'a> {
             let body = body?;
             out_arms.extend(quote!(#head => { #bind #body }));
         }
-        if !arms.iter().any(|a| a.pats[0].kind == PatKind::None) || !arms.iter().any(|a| matches!(a.pats[0].kind, PatKind::Some(_))) {
+        if !arms.iter().any(|a| a.pats[0].kind == PatKind::None)
+            || !arms
+                .iter()
+                .any(|a| matches!(a.pats[0].kind, PatKind::Some(_)))
+        {
             out_arms.extend(quote!(_ => {}));
         }
         Ok(Some(quote!(match self.#id.get_mut(#key_ts) { #out_arms })))
@@ -740,7 +951,8 @@ impl<'a> Lowerer<'a> {
         };
         let mut out_arms = TokenStream::new();
         let mut has_wild = false;
-        let (mut has_some, mut has_none, mut has_true, mut has_false) = (false, false, false, false);
+        let (mut has_some, mut has_none, mut has_true, mut has_false) =
+            (false, false, false, false);
         for arm in arms {
             let mut pats = Vec::new();
             let mut binding: Option<Binding> = None;
@@ -772,11 +984,20 @@ impl<'a> Lowerer<'a> {
         Ok(quote!(match #scrut { #out_arms }))
     }
 
-    fn pattern(&self, p: &Pattern, ty: &Ty, owned: bool, alternatives: usize) -> Result<(TokenStream, Option<Binding>), Diag> {
+    fn pattern(
+        &self,
+        p: &Pattern,
+        ty: &Ty,
+        owned: bool,
+        alternatives: usize,
+    ) -> Result<(TokenStream, Option<Binding>), Diag> {
         let mismatch = |what: &str| {
             self.err(
                 p.span,
-                format!("type mismatch: pattern {what} against a value of type {}", ty.name()),
+                format!(
+                    "type mismatch: pattern {what} against a value of type {}",
+                    ty.name()
+                ),
                 "patterns must have the matched value's type",
             )
         };
@@ -790,16 +1011,24 @@ impl<'a> Lowerer<'a> {
             }
             (PatKind::Str(_), _) => return Err(mismatch("'string'")),
             (PatKind::Int(n), Ty::Int) => {
-                let Ok(n) = i64::try_from(*n) else { return Err(self.err(p.span, "integer pattern out of range", "")) };
+                let Ok(n) = i64::try_from(*n) else {
+                    return Err(self.err(p.span, "integer pattern out of range", ""));
+                };
                 (int_lit(n), None)
             }
             (PatKind::Int(n), Ty::Uint | Ty::Instant) => {
-                let Ok(n) = u64::try_from(*n) else { return Err(mismatch("a negative number")) };
+                let Ok(n) = u64::try_from(*n) else {
+                    return Err(mismatch("a negative number"));
+                };
                 let lit = Literal::u64_suffixed(n);
                 (quote!(#lit), None)
             }
             (PatKind::Int(_), Ty::Float) => {
-                return Err(self.err(p.span, "unsupported construct: matching a float against a constant", "compare with < or > and match true/false"))
+                return Err(self.err(
+                    p.span,
+                    "unsupported construct: matching a float against a constant",
+                    "compare with < or > and match true/false",
+                ))
             }
             (PatKind::Int(_), _) => return Err(mismatch("a number")),
             (PatKind::None, Ty::Opt(_)) => (quote!(None), None),
@@ -808,37 +1037,72 @@ impl<'a> Lowerer<'a> {
                 None => (quote!(Some(_)), None),
                 Some(name) => {
                     if alternatives > 1 {
-                        return Err(self.err(p.span, "unsupported construct: a binding pattern combined with |", "give the binding its own arm"));
+                        return Err(self.err(
+                            p.span,
+                            "unsupported construct: a binding pattern combined with |",
+                            "give the binding its own arm",
+                        ));
                     }
                     if self.el.var(name).is_some() || Some(name) == self.rpc_name.as_ref() {
-                        return Err(self.err(p.span, format!("pattern binding `{name}` hides a state variable or the rpc"), "choose another name"));
+                        return Err(self.err(
+                            p.span,
+                            format!("pattern binding `{name}` hides a state variable or the rpc"),
+                            "choose another name",
+                        ));
                     }
                     let ident = format_ident!("b_{}", name);
                     let owned_str = **inner == Ty::Str && owned;
-                    (quote!(Some(#ident)), Some(Binding { name: name.clone(), ident, ty: (**inner).clone(), owned: owned_str }))
+                    (
+                        quote!(Some(#ident)),
+                        Some(Binding {
+                            name: name.clone(),
+                            ident,
+                            ty: (**inner).clone(),
+                            owned: owned_str,
+                        }),
+                    )
                 }
             },
             (PatKind::Some(_), _) => return Err(mismatch("Some(..)")),
         })
     }
 
-    fn foreach(&mut self, coll: &Expr, var: &str, var_span: Span, body: &[Stmt]) -> Result<TokenStream, Diag> {
+    fn foreach(
+        &mut self,
+        coll: &Expr,
+        var: &str,
+        var_span: Span,
+        body: &[Stmt],
+    ) -> Result<TokenStream, Diag> {
         let cv = self.collection_arg(coll, "foreach")?;
         let Ty::Vec(item) = cv.ty.clone() else {
-            return Err(self.err(coll.span, "unsupported construct: foreach over a Map", "keep the keys in a Vec<..> and iterate that"));
+            return Err(self.err(
+                coll.span,
+                "unsupported construct: foreach over a Map",
+                "keep the keys in a Vec<..> and iterate that",
+            ));
         };
         let mut w = HashSet::new();
         collect_writes(body, self, &mut w);
         if w.contains(&Place::State(cv.name.clone())) {
-            return Err(self.err(coll.span, format!("`{}` is modified inside its own foreach", cv.name), "collect the changes and apply them after the loop"));
+            return Err(self.err(
+                coll.span,
+                format!("`{}` is modified inside its own foreach", cv.name),
+                "collect the changes and apply them after the loop",
+            ));
         }
         if self.el.var(var).is_some() {
-            return Err(self.err(var_span, format!("foreach variable `{var}` hides a state variable"), "choose another name"));
+            return Err(self.err(
+                var_span,
+                format!("foreach variable `{var}` hides a state variable"),
+                "choose another name",
+            ));
         }
         let id = state_ident(&cv.name);
         let ident = format_ident!("b_{}", var);
         let it = self.fresh("it");
-        let item_owned = *item == Ty::Str && (cv.strong || self.writes.contains(&Place::State(cv.name.clone())));
+        let item_owned =
+            *item == Ty::Str && (cv.strong || self.writes.contains(&Place::State(cv.name.clone())));
         let bind = if item.is_copy() {
             quote!(let #ident = *#it;)
         } else if item_owned {
@@ -846,7 +1110,12 @@ impl<'a> Lowerer<'a> {
         } else {
             quote!(let #ident: &[u8] = &#it[..];)
         };
-        self.scopes.push(vec![Binding { name: var.to_string(), ident: ident.clone(), ty: (*item).clone(), owned: item_owned }]);
+        self.scopes.push(vec![Binding {
+            name: var.to_string(),
+            ident: ident.clone(),
+            ty: (*item).clone(),
+            owned: item_owned,
+        }]);
         self.loop_vars.push(var.to_string());
         let b = self.block(body);
         self.loop_vars.pop();
@@ -863,7 +1132,11 @@ impl<'a> Lowerer<'a> {
     }
 
     fn lookup_binding(&self, name: &str) -> Option<&Binding> {
-        self.scopes.iter().rev().flat_map(|s| s.iter()).find(|b| b.name == name)
+        self.scopes
+            .iter()
+            .rev()
+            .flat_map(|s| s.iter())
+            .find(|b| b.name == name)
     }
 
     // ---------------------------------------------------------------- expressions
@@ -901,7 +1174,11 @@ impl<'a> Lowerer<'a> {
             }
             ExprKind::Str(s) => {
                 let lit = Literal::byte_string(s.as_bytes());
-                Val { ty: Ty::Str, ts: quote!(&#lit[..]), owned: false }
+                Val {
+                    ty: Ty::Str,
+                    ts: quote!(&#lit[..]),
+                    owned: false,
+                }
             }
             ExprKind::Bool(b) => Val::copy(Ty::Bool, quote!(#b)),
             ExprKind::Name(n) => self.name(n, e.span)?,
@@ -913,10 +1190,17 @@ impl<'a> Lowerer<'a> {
                 let va = self.expr(a, wa.as_ref())?;
                 let vb = self.expr(b, wb.as_ref())?;
                 if !va.ty.is_copy() || !vb.ty.is_copy() {
-                    return Err(self.err(e.span, "unsupported construct: a pair holding a string or collection", "pairs hold numbers, bools and Instants"));
+                    return Err(self.err(
+                        e.span,
+                        "unsupported construct: a pair holding a string or collection",
+                        "pairs hold numbers, bools and Instants",
+                    ));
                 }
                 let (ta, tb) = (va.ts, vb.ts);
-                Val::copy(Ty::Pair(Box::new(va.ty.settle()), Box::new(vb.ty.settle())), quote!((#ta, #tb)))
+                Val::copy(
+                    Ty::Pair(Box::new(va.ty.settle()), Box::new(vb.ty.settle())),
+                    quote!((#ta, #tb)),
+                )
             }
             ExprKind::Neg(x) => {
                 if let ExprKind::Int(n) = x.kind {
@@ -927,7 +1211,16 @@ impl<'a> Lowerer<'a> {
                 match v.ty {
                     Ty::Int | Ty::IntLit => Val::copy(Ty::Int, quote!((#ts).wrapping_neg())),
                     Ty::Float => Val::copy(Ty::Float, quote!(-(#ts))),
-                    other => return Err(self.err(e.span, format!("type mismatch: `-` needs int or float, found {}", other.name()), "")),
+                    other => {
+                        return Err(self.err(
+                            e.span,
+                            format!(
+                                "type mismatch: `-` needs int or float, found {}",
+                                other.name()
+                            ),
+                            "",
+                        ))
+                    }
                 }
             }
             ExprKind::Not(x) => {
@@ -937,7 +1230,11 @@ impl<'a> Lowerer<'a> {
                 Val::copy(Ty::Bool, quote!(!(#ts)))
             }
             ExprKind::Binary(op, a, b) => self.binary(*op, a, b, e.span, want)?,
-            ExprKind::Call { name, name_span, args } => self.call(name, *name_span, args, e.span, want, &rt)?,
+            ExprKind::Call {
+                name,
+                name_span,
+                args,
+            } => self.call(name, *name_span, args, e.span, want, &rt)?,
         })
     }
 
@@ -949,14 +1246,22 @@ impl<'a> Lowerer<'a> {
             }
             Some(t @ (Ty::Uint | Ty::Instant)) => {
                 let Ok(v) = u64::try_from(n) else {
-                    return Err(self.err(span, format!("type mismatch: negative number for {}", t.name()), "uint values are >= 0"));
+                    return Err(self.err(
+                        span,
+                        format!("type mismatch: negative number for {}", t.name()),
+                        "uint values are >= 0",
+                    ));
                 };
                 let lit = Literal::u64_suffixed(v);
                 Val::copy(t.clone(), quote!(#lit))
             }
             _ => {
                 let Ok(v) = i64::try_from(n) else {
-                    return Err(self.err(span, "integer literal out of range for int", "int is 64-bit signed"));
+                    return Err(self.err(
+                        span,
+                        "integer literal out of range for int",
+                        "int is 64-bit signed",
+                    ));
                 };
                 Val::copy(Ty::Int, int_lit(v))
             }
@@ -967,9 +1272,17 @@ impl<'a> Lowerer<'a> {
         if let Some(b) = self.lookup_binding(n).cloned() {
             let id = b.ident;
             return Ok(if b.ty == Ty::Str && b.owned {
-                Val { ty: b.ty, ts: quote!(&#id[..]), owned: false }
+                Val {
+                    ty: b.ty,
+                    ts: quote!(&#id[..]),
+                    owned: false,
+                }
             } else {
-                Val { ty: b.ty, ts: quote!(#id), owned: false }
+                Val {
+                    ty: b.ty,
+                    ts: quote!(#id),
+                    owned: false,
+                }
             });
         }
         if let Some((_, ty)) = self.locals.iter().find(|(l, _)| l == n).cloned() {
@@ -980,10 +1293,26 @@ impl<'a> Lowerer<'a> {
             }
             let owned = self.owned_locals.contains(n);
             return Ok(match (owned, self.multi_assigned.contains(n), &ty) {
-                (false, _, _) => Val { ty, ts: quote!(#id), owned: false },
-                (true, true, _) => Val { ty, ts: quote!(#id.clone()), owned: true },
-                (true, false, Ty::Str) => Val { ty, ts: quote!(&#id[..]), owned: false },
-                (true, false, _) => Val { ty, ts: quote!(#id.as_deref()), owned: false },
+                (false, _, _) => Val {
+                    ty,
+                    ts: quote!(#id),
+                    owned: false,
+                },
+                (true, true, _) => Val {
+                    ty,
+                    ts: quote!(#id.clone()),
+                    owned: true,
+                },
+                (true, false, Ty::Str) => Val {
+                    ty,
+                    ts: quote!(&#id[..]),
+                    owned: false,
+                },
+                (true, false, _) => Val {
+                    ty,
+                    ts: quote!(#id.as_deref()),
+                    owned: false,
+                },
             });
         }
         if let Some(var) = self.el.var(n).cloned() {
@@ -998,26 +1327,60 @@ impl<'a> Lowerer<'a> {
             }
             let written = self.writes.contains(&Place::State(n.to_string()));
             return Ok(match (&var.ty, var.strong) {
-                (Ty::Str, true) => Val { ty: Ty::Str, ts: quote!({ let __g = #rt::read_lock(&self.#id); let __v = __g.clone(); __v }), owned: true },
-                (_, true) => Val::copy(var.ty.clone(), quote!({ let __g = #rt::read_lock(&self.#id); let __v = *__g; __v })),
-                (Ty::Str, false) if written => Val { ty: Ty::Str, ts: quote!(self.#id.clone()), owned: true },
-                (Ty::Str, false) => Val { ty: Ty::Str, ts: quote!(&self.#id[..]), owned: false },
+                (Ty::Str, true) => Val {
+                    ty: Ty::Str,
+                    ts: quote!({ let __g = #rt::read_lock(&self.#id); let __v = __g.clone(); __v }),
+                    owned: true,
+                },
+                (_, true) => Val::copy(
+                    var.ty.clone(),
+                    quote!({ let __g = #rt::read_lock(&self.#id); let __v = *__g; __v }),
+                ),
+                (Ty::Str, false) if written => Val {
+                    ty: Ty::Str,
+                    ts: quote!(self.#id.clone()),
+                    owned: true,
+                },
+                (Ty::Str, false) => Val {
+                    ty: Ty::Str,
+                    ts: quote!(&self.#id[..]),
+                    owned: false,
+                },
                 _ => Val::copy(var.ty.clone(), quote!(self.#id)),
             });
         }
         if Some(n) == self.rpc_name.as_deref() {
-            return Err(self.err(span, "the rpc is not a value", "read a field with get(rpc, 'field')"));
+            return Err(self.err(
+                span,
+                "the rpc is not a value",
+                "read a field with get(rpc, 'field')",
+            ));
         }
         if n == "Up" || n == "Down" {
-            return Err(self.err(span, format!("`{n}` is only a send(..) direction"), "e.g. send(rpc, Down)"));
+            return Err(self.err(
+                span,
+                format!("`{n}` is only a send(..) direction"),
+                "e.g. send(rpc, Down)",
+            ));
         }
         if n == "rpc" && self.dir == Dir::Init {
-            return Err(self.err(span, "rpc is not available in init()", "read fields in req(rpc) or resp(rpc)"));
+            return Err(self.err(
+                span,
+                "rpc is not available in init()",
+                "read fields in req(rpc) or resp(rpc)",
+            ));
         }
         Err(self.unknown_name(n, span))
     }
 
-    fn binary(&mut self, op: BinOp, a: &Expr, b: &Expr, span: Span, want: Option<&Ty>) -> Result<Val, Diag> {
+    fn binary(
+        &mut self,
+        op: BinOp,
+        a: &Expr,
+        b: &Expr,
+        span: Span,
+        want: Option<&Ty>,
+    ) -> Result<Val, Diag> {
         let operand_want = match op {
             BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => want.filter(|t| t.is_numeric()),
             BinOp::And | BinOp::Or => Some(&Ty::Bool),
@@ -1028,20 +1391,33 @@ impl<'a> Lowerer<'a> {
         let mismatch = |s: &Self, need: &str| {
             s.err(
                 span,
-                format!("type mismatch: `{}` needs {need}, found {} and {}", op.text(), ta.name(), tb.name()),
+                format!(
+                    "type mismatch: `{}` needs {need}, found {} and {}",
+                    op.text(),
+                    ta.name(),
+                    tb.name()
+                ),
                 "values do not convert implicitly (only number literals adapt)",
             )
         };
         for (v, e) in [(&va, a), (&vb, b)] {
             if matches!(v.ty, Ty::Opt(_)) && !matches!(op, BinOp::Eq | BinOp::Ne) {
-                return Err(self.err(e.span, "type mismatch: a lookup result (Some/None) used as a value", "take it apart with `match e: Some(x) => .. None => ..`"));
+                return Err(self.err(
+                    e.span,
+                    "type mismatch: a lookup result (Some/None) used as a value",
+                    "take it apart with `match e: Some(x) => .. None => ..`",
+                ));
             }
         }
         let (xa, xb) = (va.ts.clone(), vb.ts.clone());
         Ok(match op {
             BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => {
                 if ta == Ty::Str && tb == Ty::Str && op == BinOp::Add {
-                    return Err(self.err(span, "unsupported construct: string concatenation", "strings can be compared, stored and looked up, not built"));
+                    return Err(self.err(
+                        span,
+                        "unsupported construct: string concatenation",
+                        "strings can be compared, stored and looked up, not built",
+                    ));
                 }
                 if ta != tb || !ta.is_numeric() {
                     return Err(mismatch(self, "two numbers of the same type"));
@@ -1076,7 +1452,7 @@ impl<'a> Lowerer<'a> {
                 if ordered && !(ta.is_numeric() || matches!(ta, Ty::Instant | Ty::Str)) {
                     return Err(mismatch(self, "numbers, Instants or strings"));
                 }
-                if !ordered && !(ta.is_copy() || ta == Ty::Str) {
+                if !(ordered || ta.is_copy() || ta == Ty::Str) {
                     return Err(mismatch(self, "scalars"));
                 }
                 let (xa, xb) = if ta == Ty::Str {
@@ -1115,13 +1491,29 @@ impl<'a> Lowerer<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn call(&mut self, name: &str, nsp: Span, args: &[Expr], span: Span, want: Option<&Ty>, rt: &TokenStream) -> Result<Val, Diag> {
-        let now = if self.dir == Dir::Init { quote!(init.now) } else { quote!(ctx.now) };
+    fn call(
+        &mut self,
+        name: &str,
+        nsp: Span,
+        args: &[Expr],
+        span: Span,
+        want: Option<&Ty>,
+        rt: &TokenStream,
+    ) -> Result<Val, Diag> {
+        let now = if self.dir == Dir::Init {
+            quote!(init.now)
+        } else {
+            quote!(ctx.now)
+        };
         Ok(match name {
             "get" => {
                 if args.len() == 3 || (args.len() == 2 && self.is_rpc(&args[0])) {
                     if !self.is_rpc(&args[0]) {
-                        return Err(self.err(args[0].span, "get(x, 'field', 'type') reads a field of the rpc", "e.g. get(rpc, 'score', 'int32')"));
+                        return Err(self.err(
+                            args[0].span,
+                            "get(x, 'field', 'type') reads a field of the rpc",
+                            "e.g. get(rpc, 'score', 'int32')",
+                        ));
                     }
                     let (_, field, kind) = self.rpc_field(&args[1], args.get(2), false)?;
                     let acc = format_ident!("{}", field_ident_str(&field));
@@ -1129,9 +1521,17 @@ impl<'a> Lowerer<'a> {
                     return Ok(match kind {
                         Kind::Str | Kind::Bytes => {
                             if self.writes.contains(&Place::Rpc) {
-                                Val { ty, ts: quote!(msg.#acc().to_vec()), owned: true }
+                                Val {
+                                    ty,
+                                    ts: quote!(msg.#acc().to_vec()),
+                                    owned: true,
+                                }
                             } else {
-                                Val { ty, ts: quote!(msg.#acc()), owned: false }
+                                Val {
+                                    ty,
+                                    ts: quote!(msg.#acc()),
+                                    owned: false,
+                                }
                             }
                         }
                         Kind::I32 | Kind::Enum | Kind::U32 | Kind::F32 => {
@@ -1153,14 +1553,30 @@ impl<'a> Lowerer<'a> {
                 let k = self.fresh("k");
                 let opt = Ty::Opt(Box::new(vty.clone()));
                 if var.strong {
-                    let conv = if vty.is_copy() { quote!(.copied()) } else { quote!(.cloned()) };
-                    Val { ty: opt, ts: quote!({ let #k = #key; let __g = #rt::read_lock(&self.#id); let __v = __g.get(#k)#conv; __v }), owned: true }
+                    let conv = if vty.is_copy() {
+                        quote!(.copied())
+                    } else {
+                        quote!(.cloned())
+                    };
+                    Val {
+                        ty: opt,
+                        ts: quote!({ let #k = #key; let __g = #rt::read_lock(&self.#id); let __v = __g.get(#k)#conv; __v }),
+                        owned: true,
+                    }
                 } else if vty.is_copy() {
                     Val::copy(opt, quote!(self.#id.get(#key).copied()))
                 } else if written {
-                    Val { ty: opt, ts: quote!({ let #k = #key; self.#id.get(#k).cloned() }), owned: true }
+                    Val {
+                        ty: opt,
+                        ts: quote!({ let #k = #key; self.#id.get(#k).cloned() }),
+                        owned: true,
+                    }
                 } else {
-                    Val { ty: opt, ts: quote!(self.#id.get(#key).map(|__s| &__s[..])), owned: false }
+                    Val {
+                        ty: opt,
+                        ts: quote!(self.#id.get(#key).map(|__s| &__s[..])),
+                        owned: false,
+                    }
                 }
             }
             "size" => {
@@ -1169,27 +1585,50 @@ impl<'a> Lowerer<'a> {
                     if let Some(var) = self.el.var(n).cloned() {
                         if matches!(var.ty, Ty::Map(..) | Ty::Vec(..)) {
                             let id = state_ident(n);
-                            let len = if var.strong { quote!(#rt::read_lock(&self.#id).len()) } else { quote!(self.#id.len()) };
-                            return Ok(Val::copy(Ty::Int, quote!(i64::try_from(#len).unwrap_or(i64::MAX))));
+                            let len = if var.strong {
+                                quote!(#rt::read_lock(&self.#id).len())
+                            } else {
+                                quote!(self.#id.len())
+                            };
+                            return Ok(Val::copy(
+                                Ty::Int,
+                                quote!(i64::try_from(#len).unwrap_or(i64::MAX)),
+                            ));
                         }
                     }
                 }
                 let v = self.expr(&args[0], None)?;
                 if v.ty != Ty::Str {
-                    return Err(self.err(args[0].span, format!("type mismatch: size(..) needs a Map, Vec or string, found {}", v.ty.name()), ""));
+                    return Err(self.err(
+                        args[0].span,
+                        format!(
+                            "type mismatch: size(..) needs a Map, Vec or string, found {}",
+                            v.ty.name()
+                        ),
+                        "",
+                    ));
                 }
                 let s = self.slice(&v);
-                Val::copy(Ty::Int, quote!(i64::try_from((#s).len()).unwrap_or(i64::MAX)))
+                Val::copy(
+                    Ty::Int,
+                    quote!(i64::try_from((#s).len()).unwrap_or(i64::MAX)),
+                )
             }
             "byte_size" => {
                 self.arity(name, nsp, args, 1)?;
                 if self.is_rpc(&args[0]) {
-                    return Ok(Val::copy(Ty::Int, quote!(i64::try_from(msg.len()).unwrap_or(i64::MAX))));
+                    return Ok(Val::copy(
+                        Ty::Int,
+                        quote!(i64::try_from(msg.len()).unwrap_or(i64::MAX)),
+                    ));
                 }
                 let v = self.expr(&args[0], Some(&Ty::Str))?;
                 self.check_fits(&v, &Ty::Str, args[0].span)?;
                 let s = self.slice(&v);
-                Val::copy(Ty::Int, quote!(i64::try_from((#s).len()).unwrap_or(i64::MAX)))
+                Val::copy(
+                    Ty::Int,
+                    quote!(i64::try_from((#s).len()).unwrap_or(i64::MAX)),
+                )
             }
             "current_time" => {
                 self.arity(name, nsp, args, 0)?;
@@ -1199,7 +1638,10 @@ impl<'a> Lowerer<'a> {
                 self.arity(name, nsp, args, 2)?;
                 let a = self.num_arg(&args[0], &Ty::Instant)?;
                 let b = self.num_arg(&args[1], &Ty::Instant)?;
-                Val::copy(Ty::Float, quote!(((#a).wrapping_sub(#b) as i64 as f64 / 1e9)))
+                Val::copy(
+                    Ty::Float,
+                    quote!(((#a).wrapping_sub(#b) as i64 as f64 / 1e9)),
+                )
             }
             "min" | "max" => {
                 self.arity(name, nsp, args, 2)?;
@@ -1230,7 +1672,11 @@ impl<'a> Lowerer<'a> {
             "get_rpc_header" => {
                 self.no_init(name, nsp)?;
                 self.arity(name, nsp, args, 1)?;
-                let (field, fsp) = self.literal_name(&args[0], "a header field name", "e.g. get_rpc_header('session_id')")?;
+                let (field, fsp) = self.literal_name(
+                    &args[0],
+                    "a header field name",
+                    "e.g. get_rpc_header('session_id')",
+                )?;
                 if !HEADER_FIELDS.iter().any(|(n, _)| *n == field) {
                     return Err(self.unknown_header(&field, fsp));
                 }
@@ -1245,16 +1691,40 @@ impl<'a> Lowerer<'a> {
                 let ks = self.slice(&k);
                 let opt = Ty::Opt(Box::new(Ty::Str));
                 if self.writes.contains(&Place::Meta) {
-                    Val { ty: opt, ts: quote!(ctx.metadata.get(#ks).map(<[u8]>::to_vec)), owned: true }
+                    Val {
+                        ty: opt,
+                        ts: quote!(ctx.metadata.get(#ks).map(<[u8]>::to_vec)),
+                        owned: true,
+                    }
                 } else {
-                    Val { ty: opt, ts: quote!(ctx.metadata.get(#ks)), owned: false }
+                    Val {
+                        ty: opt,
+                        ts: quote!(ctx.metadata.get(#ks)),
+                        owned: false,
+                    }
                 }
             }
             "set" | "delete" | "set_metadata" | "set_rpc_header" | "send" | "drop" => {
-                return Err(self.err(nsp, format!("type mismatch: {name}(..) has no value"), "call it as a statement on its own line"))
+                return Err(self.err(
+                    nsp,
+                    format!("type mismatch: {name}(..) has no value"),
+                    "call it as a statement on its own line",
+                ))
             }
-            "err" => return Err(self.err(nsp, "err(..) outside send", "answer the caller with send(err('..'), Up)")),
-            _ => return Err(self.err(nsp, format!("unknown function `{name}`"), format!("built-ins: {BUILTINS}"))),
+            "err" => {
+                return Err(self.err(
+                    nsp,
+                    "err(..) outside send",
+                    "answer the caller with send(err('..'), Up)",
+                ))
+            }
+            _ => {
+                return Err(self.err(
+                    nsp,
+                    format!("unknown function `{name}`"),
+                    format!("built-ins: {BUILTINS}"),
+                ))
+            }
         })
     }
 }
@@ -1382,7 +1852,9 @@ fn count_name_expr(e: &Expr, n: &str) -> usize {
     match &e.kind {
         ExprKind::Name(x) => usize::from(x == n),
         ExprKind::Call { args, .. } => args.iter().map(|a| count_name_expr(a, n)).sum(),
-        ExprKind::Binary(_, a, b) | ExprKind::Pair(a, b) => count_name_expr(a, n) + count_name_expr(b, n),
+        ExprKind::Binary(_, a, b) | ExprKind::Pair(a, b) => {
+            count_name_expr(a, n) + count_name_expr(b, n)
+        }
         ExprKind::Neg(a) | ExprKind::Not(a) => count_name_expr(a, n),
         ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Str(_) | ExprKind::Bool(_) => 0,
     }
@@ -1394,16 +1866,22 @@ fn count_name_stmts(body: &[Stmt], n: &str) -> usize {
         .map(|s| match &s.kind {
             StmtKind::Pass => 0,
             StmtKind::Expr(e) => count_name_expr(e, n),
-            StmtKind::Assign { target, value, .. } => usize::from(target == n) + count_name_expr(value, n),
+            StmtKind::Assign { target, value, .. } => {
+                usize::from(target == n) + count_name_expr(value, n)
+            }
             StmtKind::AssignPair { targets, value } => {
                 targets.iter().filter(|(t, _)| t == n).count() + count_name_expr(value, n)
             }
             StmtKind::Match { scrutinee, arms } => {
-                count_name_expr(scrutinee, n) + arms.iter().map(|a| count_name_stmts(&a.body, n)).sum::<usize>()
+                count_name_expr(scrutinee, n)
+                    + arms
+                        .iter()
+                        .map(|a| count_name_stmts(&a.body, n))
+                        .sum::<usize>()
             }
-            StmtKind::Foreach { coll, var, body, .. } => {
-                count_name_expr(coll, n) + usize::from(var == n) + count_name_stmts(body, n)
-            }
+            StmtKind::Foreach {
+                coll, var, body, ..
+            } => count_name_expr(coll, n) + usize::from(var == n) + count_name_stmts(body, n),
         })
         .sum()
 }
@@ -1412,11 +1890,23 @@ fn count_name_stmts(body: &[Stmt], n: &str) -> usize {
 fn count_slot_sets(body: &[Stmt], m: &str, key: &Expr) -> usize {
     body.iter()
         .map(|s| match &s.kind {
-            StmtKind::Expr(Expr { kind: ExprKind::Call { name, args, .. }, .. }) if name == "set" => match args.as_slice() {
-                [Expr { kind: ExprKind::Name(x), .. }, k, v] if x == m && same_key(k, key) && count_name_expr(v, m) == 0 => 1,
+            StmtKind::Expr(Expr {
+                kind: ExprKind::Call { name, args, .. },
+                ..
+            }) if name == "set" => match args.as_slice() {
+                [Expr {
+                    kind: ExprKind::Name(x),
+                    ..
+                }, k, v]
+                    if x == m && same_key(k, key) && count_name_expr(v, m) == 0 =>
+                {
+                    1
+                }
                 _ => 0,
             },
-            StmtKind::Match { arms, .. } => arms.iter().map(|a| count_slot_sets(&a.body, m, key)).sum(),
+            StmtKind::Match { arms, .. } => {
+                arms.iter().map(|a| count_slot_sets(&a.body, m, key)).sum()
+            }
             StmtKind::Foreach { body, .. } => count_slot_sets(body, m, key),
             _ => 0,
         })

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "specgen", about = "Compile .proto + AppNet elements + a service spec into a flat Rust pipeline")]
+#[command(
+    name = "specgen",
+    about = "Compile .proto + AppNet elements + a service spec into a flat Rust pipeline"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

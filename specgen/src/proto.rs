@@ -65,7 +65,10 @@ impl Kind {
             Kind::Str => "string".into(),
             Kind::Bytes => "bytes".into(),
             Kind::Enum => "enum".into(),
-            Kind::Message(i) => schema.messages.get(i).map_or_else(|| "message".into(), |m| m.full_name.clone()),
+            Kind::Message(i) => schema
+                .messages
+                .get(i)
+                .map_or_else(|| "message".into(), |m| m.full_name.clone()),
         }
     }
 }
@@ -166,7 +169,13 @@ pub fn camel(s: &str) -> String {
 
 /// Compiles `proto_path` (resolved against the spec) and picks `service` from it.
 /// `spec` and the two spans locate errors that are the spec's fault.
-pub fn load(spec: &Source, proto_path: &Path, proto_span: Span, service: &str, service_span: Span) -> Result<Schema, Error> {
+pub fn load(
+    spec: &Source,
+    proto_path: &Path,
+    proto_span: Span,
+    service: &str,
+    service_span: Span,
+) -> Result<Schema, Error> {
     if !proto_path.is_file() {
         return Err(Diag::new(
             spec,
@@ -178,11 +187,18 @@ pub fn load(spec: &Source, proto_path: &Path, proto_span: Span, service: &str, s
     }
     let dir = proto_path.parent().unwrap_or(Path::new("."));
     let file = proto_path.file_name().map(Path::new).unwrap_or(proto_path);
-    let fds = protox::compile([file], [dir]).map_err(|e| Error::Proto(e.to_string(), Box::new(e)))?;
+    let fds =
+        protox::compile([file], [dir]).map_err(|e| Error::Proto(e.to_string(), Box::new(e)))?;
     build(&fds, spec, proto_span, service, service_span)
 }
 
-fn build(fds: &FileDescriptorSet, spec: &Source, proto_span: Span, service: &str, service_span: Span) -> Result<Schema, Error> {
+fn build(
+    fds: &FileDescriptorSet,
+    spec: &Source,
+    proto_span: Span,
+    service: &str,
+    service_span: Span,
+) -> Result<Schema, Error> {
     let mut messages = Vec::new();
     let mut raw: Vec<(String, &DescriptorProto, String)> = Vec::new();
     for f in &fds.file {
@@ -191,7 +207,10 @@ fn build(fds: &FileDescriptorSet, spec: &Source, proto_span: Span, service: &str
             collect(&pkg, "", m, &mut raw);
         }
     }
-    let index = |type_name: &str| raw.iter().position(|(full, _, _)| type_name.trim_start_matches('.') == full);
+    let index = |type_name: &str| {
+        raw.iter()
+            .position(|(full, _, _)| type_name.trim_start_matches('.') == full)
+    };
     for (full, d, rust) in &raw {
         let mut fields = Vec::new();
         for f in &d.field {
@@ -220,7 +239,10 @@ fn build(fds: &FileDescriptorSet, spec: &Source, proto_span: Span, service: &str
                         return Err(Diag::new(
                             spec,
                             proto_span,
-                            format!("field `{full}.{name}` refers to unknown message `{}`", f.type_name()),
+                            format!(
+                                "field `{full}.{name}` refers to unknown message `{}`",
+                                f.type_name()
+                            ),
                             "import the file that defines it",
                         )
                         .into())
@@ -236,9 +258,19 @@ fn build(fds: &FileDescriptorSet, spec: &Source, proto_span: Span, service: &str
                     .into())
                 }
             };
-            fields.push(Field { name, number: f.number(), kind, repeated, proto_type: proto_type.to_string() });
+            fields.push(Field {
+                name,
+                number: f.number(),
+                kind,
+                repeated,
+                proto_type: proto_type.to_string(),
+            });
         }
-        messages.push(Message { full_name: full.clone(), rust_name: rust.clone(), fields });
+        messages.push(Message {
+            full_name: full.clone(),
+            rust_name: rust.clone(),
+            fields,
+        });
     }
     let mut found = None;
     let mut available = Vec::new();
@@ -246,7 +278,11 @@ fn build(fds: &FileDescriptorSet, spec: &Source, proto_span: Span, service: &str
         let pkg = f.package.clone().unwrap_or_default();
         for s in &f.service {
             let name = s.name.clone().unwrap_or_default();
-            let full = if pkg.is_empty() { name.clone() } else { format!("{pkg}.{name}") };
+            let full = if pkg.is_empty() {
+                name.clone()
+            } else {
+                format!("{pkg}.{name}")
+            };
             available.push(full.clone());
             if service == name || service == full {
                 found = Some((name, full, s));
@@ -278,18 +314,47 @@ fn build(fds: &FileDescriptorSet, spec: &Source, proto_span: Span, service: &str
             )
             .into());
         }
-        let input = index(m.input_type()).ok_or_else(|| Diag::new(spec, service_span, "unknown input type", ""))?;
-        let output = index(m.output_type()).ok_or_else(|| Diag::new(spec, service_span, "unknown output type", ""))?;
-        let id = u16::try_from(i + 1).map_err(|_| Diag::new(spec, service_span, "too many methods", "at most 65535"))?;
-        methods.push(Method { snake: snake(&mname), name: mname, id, input, output });
+        let input = index(m.input_type())
+            .ok_or_else(|| Diag::new(spec, service_span, "unknown input type", ""))?;
+        let output = index(m.output_type())
+            .ok_or_else(|| Diag::new(spec, service_span, "unknown output type", ""))?;
+        let id = u16::try_from(i + 1)
+            .map_err(|_| Diag::new(spec, service_span, "too many methods", "at most 65535"))?;
+        methods.push(Method {
+            snake: snake(&mname),
+            name: mname,
+            id,
+            input,
+            output,
+        });
     }
-    Ok(Schema { messages, service: Service { name, full_name, methods } })
+    Ok(Schema {
+        messages,
+        service: Service {
+            name,
+            full_name,
+            methods,
+        },
+    })
 }
 
-fn collect<'a>(pkg: &str, outer: &str, m: &'a DescriptorProto, out: &mut Vec<(String, &'a DescriptorProto, String)>) {
+fn collect<'a>(
+    pkg: &str,
+    outer: &str,
+    m: &'a DescriptorProto,
+    out: &mut Vec<(String, &'a DescriptorProto, String)>,
+) {
     let name = m.name.clone().unwrap_or_default();
-    let rel = if outer.is_empty() { name.clone() } else { format!("{outer}.{name}") };
-    let full = if pkg.is_empty() { rel.clone() } else { format!("{pkg}.{rel}") };
+    let rel = if outer.is_empty() {
+        name.clone()
+    } else {
+        format!("{outer}.{name}")
+    };
+    let full = if pkg.is_empty() {
+        rel.clone()
+    } else {
+        format!("{pkg}.{rel}")
+    };
     out.push((full, m, camel(&rel)));
     for n in &m.nested_type {
         collect(pkg, &rel, n, out);

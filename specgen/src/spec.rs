@@ -137,7 +137,8 @@ pub fn parse_spec(src: &Source) -> Result<Spec, Diag> {
                 let kw = c.bump().span;
                 match k.as_str() {
                     "proto" => {
-                        let (p, sp) = c.expect_str("a quoted .proto path", "e.g. proto \"kv.proto\"")?;
+                        let (p, sp) =
+                            c.expect_str("a quoted .proto path", "e.g. proto \"kv.proto\"")?;
                         set_once(src, &mut proto, Named { name: p, span: sp }, kw, "proto")?;
                         c.expect_newline("one declaration per line")?;
                     }
@@ -152,21 +153,34 @@ pub fn parse_spec(src: &Source) -> Result<Spec, Diag> {
                         c.expect_newline("one declaration per line")?;
                     }
                     "element" => {
-                        let (n, sp) = c.expect_ident("an element name", "e.g. element firewall \"elements/firewall.appnet\"")?;
-                        let (p, psp) =
-                            c.expect_str("a quoted .appnet path", "e.g. element firewall \"elements/firewall.appnet\"")?;
+                        let (n, sp) = c.expect_ident(
+                            "an element name",
+                            "e.g. element firewall \"elements/firewall.appnet\"",
+                        )?;
+                        let (p, psp) = c.expect_str(
+                            "a quoted .appnet path",
+                            "e.g. element firewall \"elements/firewall.appnet\"",
+                        )?;
                         elements.push((Named { name: n, span: sp }, Named { name: p, span: psp }));
                         c.expect_newline("one declaration per line")?;
                     }
                     "config" => {
-                        let (e, esp) = c.expect_ident("an element name", "e.g. config firewall.rules")?;
+                        let (e, esp) =
+                            c.expect_ident("an element name", "e.g. config firewall.rules")?;
                         c.expect_punct(".", "e.g. config firewall.rules")?;
-                        let (v, vsp) = c.expect_ident("a state variable", "e.g. config firewall.rules")?;
-                        configs.push(ConfigDecl { element: Named { name: e, span: esp }, var: Named { name: v, span: vsp } });
+                        let (v, vsp) =
+                            c.expect_ident("a state variable", "e.g. config firewall.rules")?;
+                        configs.push(ConfigDecl {
+                            element: Named { name: e, span: esp },
+                            var: Named { name: v, span: vsp },
+                        });
                         c.expect_newline("one declaration per line")?;
                     }
                     "transport" => {
-                        c.expect_punct(":", "write `transport:` then one `method => class` per indented line")?;
+                        c.expect_punct(
+                            ":",
+                            "write `transport:` then one `method => class` per indented line",
+                        )?;
                         c.expect_block_start("write one `method => class` per indented line")?;
                         while !block_end(&mut c) {
                             transport.push(transport_line(&mut c)?);
@@ -174,27 +188,71 @@ pub fn parse_spec(src: &Source) -> Result<Spec, Diag> {
                     }
                     "chain" => {
                         c.expect_punct(":", "write `chain:` then one `side [methods]: a() -> b()` per indented line")?;
-                        c.expect_block_start("write one `client: a() -> b()` or `server get: a()` per indented line")?;
+                        c.expect_block_start(
+                            "write one `client: a() -> b()` or `server get: a()` per indented line",
+                        )?;
                         while !block_end(&mut c) {
                             chains.push(chain_line(&mut c)?);
                         }
                     }
-                    _ => return Err(Diag::new(src, kw, format!("unknown spec declaration `{k}`"), TOP)),
+                    _ => {
+                        return Err(Diag::new(
+                            src,
+                            kw,
+                            format!("unknown spec declaration `{k}`"),
+                            TOP,
+                        ))
+                    }
                 }
             }
             _ => return Err(c.unexpected("a spec declaration", TOP)),
         }
     }
     let start = Span::new(0, 0);
-    let proto = proto.ok_or_else(|| Diag::new(src, start, "the spec names no proto file", "add `proto \"service.proto\"`"))?;
-    let service = service.ok_or_else(|| Diag::new(src, start, "the spec names no service", "add `service Name`"))?;
+    let proto = proto.ok_or_else(|| {
+        Diag::new(
+            src,
+            start,
+            "the spec names no proto file",
+            "add `proto \"service.proto\"`",
+        )
+    })?;
+    let service = service.ok_or_else(|| {
+        Diag::new(
+            src,
+            start,
+            "the spec names no service",
+            "add `service Name`",
+        )
+    })?;
     let dir = src.path.parent().map(PathBuf::from).unwrap_or_default();
-    Ok(Spec { src: src.clone(), dir, proto, service, module, elements, transport, chains, configs })
+    Ok(Spec {
+        src: src.clone(),
+        dir,
+        proto,
+        service,
+        module,
+        elements,
+        transport,
+        chains,
+        configs,
+    })
 }
 
-fn set_once(src: &Source, slot: &mut Option<Named>, v: Named, kw: Span, what: &str) -> Result<(), Diag> {
+fn set_once(
+    src: &Source,
+    slot: &mut Option<Named>,
+    v: Named,
+    kw: Span,
+    what: &str,
+) -> Result<(), Diag> {
     if slot.is_some() {
-        return Err(Diag::new(src, kw, format!("`{what}` given twice"), format!("a spec has one `{what}` line")));
+        return Err(Diag::new(
+            src,
+            kw,
+            format!("`{what}` given twice"),
+            format!("a spec has one `{what}` line"),
+        ));
     }
     *slot = Some(v);
     Ok(())
@@ -241,7 +299,10 @@ fn call(c: &mut Cursor<'_>, what: &str, hint: &str) -> Result<Named, Diag> {
         ));
     }
     let end = c.expect_punct(")", hint)?;
-    Ok(Named { name: n, span: sp.to(end) })
+    Ok(Named {
+        name: n,
+        span: sp.to(end),
+    })
 }
 
 fn transport_line(c: &mut Cursor<'_>) -> Result<TransportEntry, Diag> {
@@ -265,10 +326,18 @@ fn transport_line(c: &mut Cursor<'_>) -> Result<TransportEntry, Diag> {
                 .find(|p| !matches!(p.name.as_str(), "unreliable" | "reliable" | "ordered"))
                 .or(parts.last())
                 .map_or(msp, |p| p.span);
-            return Err(Diag::new(c.src, bad, format!("unsupported transport `{}`", names.join("() -> ") + "()"), HINT));
+            return Err(Diag::new(
+                c.src,
+                bad,
+                format!("unsupported transport `{}`", names.join("() -> ") + "()"),
+                HINT,
+            ));
         }
     };
-    Ok(TransportEntry { method: Named { name: m, span: msp }, class })
+    Ok(TransportEntry {
+        method: Named { name: m, span: msp },
+        class,
+    })
 }
 
 fn chain_line(c: &mut Cursor<'_>) -> Result<ChainLine, Diag> {
@@ -293,5 +362,9 @@ fn chain_line(c: &mut Cursor<'_>) -> Result<ChainLine, Diag> {
         elements.push(call(c, "an element", HINT)?);
     }
     c.expect_newline("one chain per line")?;
-    Ok(ChainLine { side, methods, elements })
+    Ok(ChainLine {
+        side,
+        methods,
+        elements,
+    })
 }

@@ -80,7 +80,10 @@ impl Ty {
 
     /// A scalar (not a collection, pair or option).
     pub fn is_scalar(&self) -> bool {
-        matches!(self, Ty::Int | Ty::Uint | Ty::Float | Ty::Bool | Ty::Str | Ty::Instant | Ty::IntLit)
+        matches!(
+            self,
+            Ty::Int | Ty::Uint | Ty::Float | Ty::Bool | Ty::Str | Ty::Instant | Ty::IntLit
+        )
     }
 
     /// Numeric (arithmetic allowed).

@@ -16,7 +16,11 @@ fn compare(name: &str, actual: &str) {
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
     if expected != actual {
-        let first = expected.lines().zip(actual.lines()).position(|(a, b)| a != b).unwrap_or(expected.lines().count().min(actual.lines().count()));
+        let first = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
         panic!(
             "{name} differs from the golden file at line {}:\n  golden: {:?}\n  actual: {:?}\nrerun with SPECGEN_BLESS=1 if the change is intended",
             first + 1,
@@ -28,24 +32,39 @@ fn compare(name: &str, actual: &str) {
 
 #[test]
 fn kv_generated_code_and_layout() {
-    let out = specgen::Builder::new().generate(root().join("../examples/kv/kv.spec")).expect("kv.spec compiles");
+    let out = specgen::Builder::new()
+        .generate(root().join("../examples/kv/kv.spec"))
+        .expect("kv.spec compiles");
     compare("kv.rs.golden", &out.code);
     compare("kv.layout.golden", &out.layout);
 }
 
 #[test]
 fn corpus_generated_code_and_layout() {
-    let out = specgen::Builder::new().generate(root().join("corpus/corpus.spec")).expect("corpus.spec compiles");
+    let out = specgen::Builder::new()
+        .generate(root().join("corpus/corpus.spec"))
+        .expect("corpus.spec compiles");
     compare("corpus.rs.golden", &out.code);
     compare("corpus.layout.golden", &out.layout);
 }
 
 #[test]
 fn generated_code_is_deterministic_and_commented() {
-    let a = specgen::Builder::new().generate(root().join("../examples/kv/kv.spec")).expect("compiles");
-    let b = specgen::Builder::new().generate(root().join("../examples/kv/kv.spec")).expect("compiles");
+    let a = specgen::Builder::new()
+        .generate(root().join("../examples/kv/kv.spec"))
+        .expect("compiles");
+    let b = specgen::Builder::new()
+        .generate(root().join("../examples/kv/kv.spec"))
+        .expect("compiles");
     assert_eq!(a.code, b.code);
-    assert!(a.code.contains("// elements/firewall.appnet:11: match get(rules, user):"));
-    assert!(a.code.contains("// kv.spec:9: set => reliable() -> ordered()"));
-    assert!(!a.code.contains("__specgen_src!(\""), "every source marker became a comment");
+    assert!(a
+        .code
+        .contains("// elements/firewall.appnet:11: match get(rules, user):"));
+    assert!(a
+        .code
+        .contains("// kv.spec:9: set => reliable() -> ordered()"));
+    assert!(
+        !a.code.contains("__specgen_src!(\""),
+        "every source marker became a comment"
+    );
 }

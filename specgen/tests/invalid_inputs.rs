@@ -34,7 +34,10 @@ fn copy_dir(from: &Path, to: &Path) {
             if p.file_name().is_some_and(|n| n == "elements") {
                 copy_dir(&p, &to.join("elements"));
             }
-        } else if p.extension().is_some_and(|x| x == "spec" || x == "proto" || x == "appnet") {
+        } else if p
+            .extension()
+            .is_some_and(|x| x == "spec" || x == "proto" || x == "appnet")
+        {
             std::fs::copy(&p, to.join(e.file_name())).expect("copy");
         }
     }
@@ -53,16 +56,28 @@ fn every_invalid_input_gets_its_diagnostic() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let base = root.join("../examples/kv");
     let dir = root.join("tests/invalid");
-    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir).expect("cases").flatten().map(|e| e.path()).collect();
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("cases")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     names.sort();
     let bless = std::env::var_os("SPECGEN_BLESS").is_some();
     let mut failures = Vec::new();
     let mut ran = 0;
-    for path in names.iter().filter(|p| p.extension().is_some_and(|x| x == "case")) {
+    for path in names
+        .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "case"))
+    {
         let text = std::fs::read_to_string(path).expect("read case");
         let case = parse_case(&text);
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = TempDir(std::env::temp_dir().join(format!("specgen-invalid-{}-{name}", std::process::id())));
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = TempDir(
+            std::env::temp_dir().join(format!("specgen-invalid-{}-{name}", std::process::id())),
+        );
         let _ = std::fs::remove_dir_all(&tmp.0);
         copy_dir(&base, &tmp.0);
         for (rel, body) in &case.files {
@@ -72,7 +87,8 @@ fn every_invalid_input_gets_its_diagnostic() {
             }
             std::fs::write(p, body).expect("write override");
         }
-        let result = std::panic::catch_unwind(|| specgen::Builder::new().generate(tmp.0.join("kv.spec")));
+        let result =
+            std::panic::catch_unwind(|| specgen::Builder::new().generate(tmp.0.join("kv.spec")));
         ran += 1;
         let err = match result {
             Err(_) => {
@@ -91,17 +107,28 @@ fn every_invalid_input_gets_its_diagnostic() {
         };
         let short = d.short();
         if bless {
-            let rest: Vec<&str> = text.lines().filter(|l| !l.starts_with("# expect: ")).collect();
-            std::fs::write(path, format!("# expect: {short}\n{}\n", rest.join("\n"))).expect("bless");
+            let rest: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.starts_with("# expect: "))
+                .collect();
+            std::fs::write(path, format!("# expect: {short}\n{}\n", rest.join("\n")))
+                .expect("bless");
             continue;
         }
         if short != case.expect {
-            failures.push(format!("{name}:\n    expected {}\n    got      {short}", case.expect));
+            failures.push(format!(
+                "{name}:\n    expected {}\n    got      {short}",
+                case.expect
+            ));
         }
         let rendered = d.render();
         let (line, _) = d.line_col();
-        if !rendered.contains(&format!("{}:{line}:", d.source.name)) || !rendered.contains('^') && !rendered.contains('┬') {
-            failures.push(format!("{name}: rendering lacks location or caret:\n{rendered}"));
+        if !rendered.contains(&format!("{}:{line}:", d.source.name))
+            || !rendered.contains('^') && !rendered.contains('┬')
+        {
+            failures.push(format!(
+                "{name}: rendering lacks location or caret:\n{rendered}"
+            ));
         }
         if d.hint.is_empty() || !rendered.contains(&d.hint[..d.hint.len().min(20)]) {
             failures.push(format!("{name}: no hint in:\n{rendered}"));

@@ -21,14 +21,57 @@ impl Rng {
 }
 
 const TOKENS: [&str; 40] = [
-    "state:", "init():", "req(rpc):", "resp(rpc):", "\n", "\n\t", "\n    ", "\t", "  ", "match ", ":", "=>", "->", "(", ")", "<",
-    ">", ",", "'s'", "\"q", "12", "3.5", "-", "+", "*", "/", "==", "and ", "or ", "not ", "Some(x)", "None", "_", "send(rpc, Down)",
-    "send(err('e'), Up)", "get(rpc, 'user')", "set(m, k, v)", "foreach(v, lambda(x): pass)", "@consistency(strong)", "Map<string, int>",
+    "state:",
+    "init():",
+    "req(rpc):",
+    "resp(rpc):",
+    "\n",
+    "\n\t",
+    "\n    ",
+    "\t",
+    "  ",
+    "match ",
+    ":",
+    "=>",
+    "->",
+    "(",
+    ")",
+    "<",
+    ">",
+    ",",
+    "'s'",
+    "\"q",
+    "12",
+    "3.5",
+    "-",
+    "+",
+    "*",
+    "/",
+    "==",
+    "and ",
+    "or ",
+    "not ",
+    "Some(x)",
+    "None",
+    "_",
+    "send(rpc, Down)",
+    "send(err('e'), Up)",
+    "get(rpc, 'user')",
+    "set(m, k, v)",
+    "foreach(v, lambda(x): pass)",
+    "@consistency(strong)",
+    "Map<string, int>",
 ];
 
 fn corpus() -> Vec<Vec<u8>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/elements");
-    let mut out: Vec<Vec<u8>> = std::fs::read_dir(dir).map(|rd| rd.flatten().filter_map(|e| std::fs::read(e.path()).ok()).collect()).unwrap_or_default();
+    let mut out: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| std::fs::read(e.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default();
     out.sort();
     out
 }
@@ -38,7 +81,10 @@ fn parser_never_panics_on_random_and_mutated_input() {
     let seeds = corpus();
     assert!(seeds.len() >= 11, "corpus elements found: {}", seeds.len());
     for s in &seeds {
-        assert!(specgen::appnet::fuzz_parse(s), "a corpus element failed to parse");
+        assert!(
+            specgen::appnet::fuzz_parse(s),
+            "a corpus element failed to parse"
+        );
     }
     let mut rng = Rng(0x5eed_1234_abcd_9876);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -46,7 +92,9 @@ fn parser_never_panics_on_random_and_mutated_input() {
     while n < 6000 && Instant::now() < deadline {
         let input: Vec<u8> = match n % 3 {
             0 => (0..rng.below(200)).map(|_| rng.next() as u8).collect(),
-            1 => (0..rng.below(60)).flat_map(|_| TOKENS[rng.below(TOKENS.len())].bytes()).collect(),
+            1 => (0..rng.below(60))
+                .flat_map(|_| TOKENS[rng.below(TOKENS.len())].bytes())
+                .collect(),
             _ => {
                 let mut v = seeds[rng.below(seeds.len())].clone();
                 for _ in 0..1 + rng.below(8) {
@@ -75,7 +123,11 @@ fn parser_never_panics_on_random_and_mutated_input() {
             }
         };
         let r = std::panic::catch_unwind(|| specgen::appnet::fuzz_parse(&input));
-        assert!(r.is_ok(), "parser panicked on {:?}", String::from_utf8_lossy(&input));
+        assert!(
+            r.is_ok(),
+            "parser panicked on {:?}",
+            String::from_utf8_lossy(&input)
+        );
         n += 1;
     }
     assert!(n >= 1000, "only {n} inputs in the time budget");

@@ -78,12 +78,16 @@ impl Hasher for FastHasher {
 
 #[inline(always)]
 fn le32(b: &[u8], at: usize) -> u32 {
-    b.get(at..).and_then(<[u8]>::first_chunk::<4>).map_or(0, |a| u32::from_le_bytes(*a))
+    b.get(at..)
+        .and_then(<[u8]>::first_chunk::<4>)
+        .map_or(0, |a| u32::from_le_bytes(*a))
 }
 
 #[inline(always)]
 fn le64(b: &[u8], at: usize) -> u64 {
-    b.get(at..).and_then(<[u8]>::first_chunk::<8>).map_or(0, |a| u64::from_le_bytes(*a))
+    b.get(at..)
+        .and_then(<[u8]>::first_chunk::<8>)
+        .map_or(0, |a| u64::from_le_bytes(*a))
 }
 
 /// `BuildHasher` of [`FastHasher`] with a random per-instance seed.
@@ -149,7 +153,11 @@ mod tests {
             for i in 0..n {
                 let mut other = base[..n].to_vec();
                 other[i] ^= 1;
-                assert_ne!(a.hash_one(&base[..n]), a.hash_one(&other[..]), "len {n} byte {i}");
+                assert_ne!(
+                    a.hash_one(&base[..n]),
+                    a.hash_one(&other[..]),
+                    "len {n} byte {i}"
+                );
             }
         }
     }

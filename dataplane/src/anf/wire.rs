@@ -159,7 +159,7 @@ pub fn packed<'a>(
     size: usize,
     field: &'static str,
 ) -> Result<std::slice::ChunksExact<'a, u8>, ViewError> {
-    if size == 0 || bytes.len() % size != 0 {
+    if size == 0 || !bytes.len().is_multiple_of(size) {
         return Err(ViewError::Malformed { field });
     }
     Ok(bytes.chunks_exact(size))

@@ -39,7 +39,10 @@ fn measure(mut f: impl FnMut(u64)) -> f64 {
 fn request(user: &str) -> Vec<u8> {
     let fixed = kv::GetRequestView::FIXED_LEN;
     let name = "n".repeat(128 - fixed - user.len());
-    let req = kv::GetRequest { name, user: user.into() };
+    let req = kv::GetRequest {
+        name,
+        user: user.into(),
+    };
     let mut buf = vec![0u8; req.encoded_len()];
     req.encode(&mut buf).expect("fits");
     assert_eq!(buf.len(), 128);
@@ -92,13 +95,29 @@ impl HandWritten {
 
 #[inline(never)]
 fn generated(p: &mut kv::ServerPipeline, ctx: &mut RpcCtx, now: u64, buf: &mut [u8]) -> Verdict {
-    ctx.reset(RpcHeader { method_id: 1, rpc_id: now, ..Default::default() }, now);
+    ctx.reset(
+        RpcHeader {
+            method_id: 1,
+            rpc_id: now,
+            ..Default::default()
+        },
+        now,
+    );
     p.on_request(kv::Method::Get.id(), ctx, buf)
 }
 
 fn main() {
-    let tables: kv::Tables = kv::Tables { firewall_rules: vec![("alice".into(), "allow".into()), ("bob".into(), "deny".into())] };
-    let mut p = kv::ServerPipeline::new(&kv::ServerShared::default(), &tables, &InitCtx { now: 0, seed: 7 });
+    let tables: kv::Tables = kv::Tables {
+        firewall_rules: vec![
+            ("alice".into(), "allow".into()),
+            ("bob".into(), "deny".into()),
+        ],
+    };
+    let mut p = kv::ServerPipeline::new(
+        &kv::ServerShared::default(),
+        &tables,
+        &InitCtx { now: 0, seed: 7 },
+    );
     let mut ctx = RpcCtx::default();
     let mut buf = request("alice");
     let mut hand = HandWritten {
@@ -108,7 +127,8 @@ fn main() {
         total: 0,
     };
     for (k, v) in &tables.firewall_rules {
-        hand.rules.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+        hand.rules
+            .insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
     }
 
     // Interleave the two measurements so both see the same machine conditions; the
@@ -137,7 +157,12 @@ fn main() {
         black_box(black_box(&view).user());
     });
     let mut resp = vec![0u8; 64];
-    let n = kv::GetResponse { value: vec![1; 32], found: true }.encode(&mut resp).expect("fits");
+    let n = kv::GetResponse {
+        value: vec![1; 32],
+        found: true,
+    }
+    .encode(&mut resp)
+    .expect("fits");
     let rview = kv::GetResponseView::new_checked(&resp[..n]).expect("valid");
     let read_inline = measure(|_| {
         black_box(black_box(&rview).found());

@@ -11,8 +11,18 @@ pub const MAX_DEPTH: usize = 48;
 
 /// Parses an element file.
 pub fn parse_element(name: &str, src: &Source) -> Result<Element, Diag> {
-    let mut p = Parser { c: Cursor::new(src)?, depth: 0 };
-    let mut el = Element { name: name.to_string(), src: src.clone(), state: Vec::new(), init: None, req: None, resp: None };
+    let mut p = Parser {
+        c: Cursor::new(src)?,
+        depth: 0,
+    };
+    let mut el = Element {
+        name: name.to_string(),
+        src: src.clone(),
+        state: Vec::new(),
+        init: None,
+        req: None,
+        resp: None,
+    };
     loop {
         match p.c.peek().tok.clone() {
             Tok::Eof => break,
@@ -22,9 +32,17 @@ pub fn parse_element(name: &str, src: &Source) -> Result<Element, Diag> {
             Tok::Ident(k) if k == "state" => {
                 let sp = p.c.bump().span;
                 if !el.state.is_empty() {
-                    return Err(Diag::new(src, sp, "duplicate `state:` section", "merge both into one `state:` section"));
+                    return Err(Diag::new(
+                        src,
+                        sp,
+                        "duplicate `state:` section",
+                        "merge both into one `state:` section",
+                    ));
                 }
-                p.c.expect_punct(":", "write `state:` followed by indented `name: Type` lines")?;
+                p.c.expect_punct(
+                    ":",
+                    "write `state:` followed by indented `name: Type` lines",
+                )?;
                 el.state = p.state_block()?;
             }
             Tok::Ident(k) if k == "init" || k == "req" || k == "resp" => {
@@ -33,28 +51,41 @@ pub fn parse_element(name: &str, src: &Source) -> Result<Element, Diag> {
                 let param = if k == "init" {
                     None
                 } else {
-                    Some(p.c.expect_ident("a parameter name", "a handler header looks like `req(rpc):`")?.0)
+                    Some(
+                        p.c.expect_ident(
+                            "a parameter name",
+                            "a handler header looks like `req(rpc):`",
+                        )?
+                        .0,
+                    )
                 };
                 p.c.expect_punct(")", "a handler header looks like `req(rpc):` or `init():`")?;
                 p.c.expect_punct(":", "end the handler header with `:`")?;
                 let body = p.block()?;
-                let h = Some(Handler { param, body, span: sp });
+                let h = Some(Handler {
+                    param,
+                    body,
+                    span: sp,
+                });
                 let slot = match k.as_str() {
                     "init" => &mut el.init,
                     "req" => &mut el.req,
                     _ => &mut el.resp,
                 };
                 if slot.is_some() {
-                    return Err(Diag::new(src, sp, format!("duplicate `{k}` handler"), "keep one handler of each kind"));
+                    return Err(Diag::new(
+                        src,
+                        sp,
+                        format!("duplicate `{k}` handler"),
+                        "keep one handler of each kind",
+                    ));
                 }
                 *slot = h;
             }
-            _ => {
-                return Err(p.c.unexpected(
-                    "a section (`state:`, `init():`, `req(rpc):` or `resp(rpc):`)",
-                    "an element file is made of the sections state:, init():, req(rpc): and resp(rpc):",
-                ))
-            }
+            _ => return Err(p.c.unexpected(
+                "a section (`state:`, `init():`, `req(rpc):` or `resp(rpc):`)",
+                "an element file is made of the sections state:, init():, req(rpc): and resp(rpc):",
+            )),
         }
     }
     Ok(el)
@@ -80,7 +111,8 @@ impl Parser<'_> {
     }
 
     fn state_block(&mut self) -> Result<Vec<StateDecl>, Diag> {
-        self.c.expect_block_start("declare state variables on indented lines: `name: Type`")?;
+        self.c
+            .expect_block_start("declare state variables on indented lines: `name: Type`")?;
         let mut out = Vec::new();
         let mut decorators = Vec::new();
         loop {
@@ -95,8 +127,11 @@ impl Parser<'_> {
                 }
                 Tok::Punct("@") => {
                     let at = self.c.bump().span;
-                    let (name, nsp) = self.c.expect_ident("a decorator name", "e.g. @consistency(strong)")?;
-                    self.c.expect_punct("(", "decorators take one argument: @consistency(strong)")?;
+                    let (name, nsp) = self
+                        .c
+                        .expect_ident("a decorator name", "e.g. @consistency(strong)")?;
+                    self.c
+                        .expect_punct("(", "decorators take one argument: @consistency(strong)")?;
                     let arg = match self.c.bump().tok {
                         Tok::Ident(s) | Tok::Str(s) => s,
                         Tok::Int(n) => n.to_string(),
@@ -110,7 +145,11 @@ impl Parser<'_> {
                         }
                     };
                     let end = self.c.expect_punct(")", "close the decorator argument")?;
-                    decorators.push(Decorator { name, arg, span: at.to(end) });
+                    decorators.push(Decorator {
+                        name,
+                        arg,
+                        span: at.to(end),
+                    });
                     if matches!(self.c.peek().tok, Tok::Newline) {
                         self.c.bump();
                     }
@@ -124,9 +163,19 @@ impl Parser<'_> {
                     self.c.expect_punct(":", "declare state as `name: Type`")?;
                     let ty = self.ty()?;
                     self.c.expect_newline("one declaration per line")?;
-                    out.push(StateDecl { name, span, ty, decorators: std::mem::take(&mut decorators) });
+                    out.push(StateDecl {
+                        name,
+                        span,
+                        ty,
+                        decorators: std::mem::take(&mut decorators),
+                    });
                 }
-                _ => return Err(self.c.unexpected("a state declaration `name: Type`", "declare state as `name: Type`")),
+                _ => {
+                    return Err(self.c.unexpected(
+                        "a state declaration `name: Type`",
+                        "declare state as `name: Type`",
+                    ))
+                }
             }
         }
         Ok(out)
@@ -141,7 +190,8 @@ impl Parser<'_> {
     }
 
     fn ty_inner(&mut self) -> Result<TypeExpr, Diag> {
-        const HINT: &str = "types are int, uint, float, string, bool, Instant, Map<K, V>, Vec<T> and pairs <A, B>";
+        const HINT: &str =
+            "types are int, uint, float, string, bool, Instant, Map<K, V>, Vec<T> and pairs <A, B>";
         if self.c.eat_punct("<") {
             let a = self.ty()?;
             self.c.expect_punct(",", HINT)?;
@@ -171,7 +221,14 @@ impl Parser<'_> {
                 self.c.expect_punct(">", HINT)?;
                 TypeExpr::Vec(Box::new(t))
             }
-            _ => return Err(Diag::new(self.c.src, sp, format!("unknown type `{name}`"), HINT)),
+            _ => {
+                return Err(Diag::new(
+                    self.c.src,
+                    sp,
+                    format!("unknown type `{name}`"),
+                    HINT,
+                ))
+            }
         })
     }
 
@@ -179,7 +236,8 @@ impl Parser<'_> {
     fn block(&mut self) -> Result<Vec<Stmt>, Diag> {
         let here = self.c.peek().span;
         self.enter(here)?;
-        self.c.expect_block_start("put the statements on the following lines, indented")?;
+        self.c
+            .expect_block_start("put the statements on the following lines, indented")?;
         let mut out = Vec::new();
         loop {
             match self.c.peek().tok {
@@ -200,7 +258,10 @@ impl Parser<'_> {
 
     fn line_span(&self, start: Span) -> Span {
         let text: &str = &self.c.src.text;
-        let end = text.get(start.start..).and_then(|r| r.find('\n')).map_or(text.len(), |i| start.start + i);
+        let end = text
+            .get(start.start..)
+            .and_then(|r| r.find('\n'))
+            .map_or(text.len(), |i| start.start + i);
         Span::new(start.start, end.max(start.end))
     }
 
@@ -216,7 +277,10 @@ impl Parser<'_> {
             Tok::Ident(k) if k == "match" => {
                 self.c.bump();
                 let scrutinee = self.expr()?;
-                self.c.expect_punct(":", "end the match header with `:` and put the arms on indented lines")?;
+                self.c.expect_punct(
+                    ":",
+                    "end the match header with `:` and put the arms on indented lines",
+                )?;
                 let arms = self.arms()?;
                 StmtKind::Match { scrutinee, arms }
             }
@@ -226,7 +290,11 @@ impl Parser<'_> {
                 self.c.bump();
                 let value = self.expr()?;
                 self.c.expect_newline("one statement per line")?;
-                StmtKind::Assign { target: name, target_span, value }
+                StmtKind::Assign {
+                    target: name,
+                    target_span,
+                    value,
+                }
             }
             Tok::Punct("(") if self.is_pair_target() => {
                 self.c.bump();
@@ -237,7 +305,10 @@ impl Parser<'_> {
                 self.c.expect_punct("=", "")?;
                 let value = self.expr()?;
                 self.c.expect_newline("one statement per line")?;
-                StmtKind::AssignPair { targets: [a, b], value }
+                StmtKind::AssignPair {
+                    targets: [a, b],
+                    value,
+                }
             }
             _ => {
                 let e = self.expr()?;
@@ -265,7 +336,13 @@ impl Parser<'_> {
                 &self.c.peek_at(4).tok,
                 &self.c.peek_at(5).tok
             ),
-            (Tok::Ident(_), Tok::Punct(","), Tok::Ident(_), Tok::Punct(")"), Tok::Punct("="))
+            (
+                Tok::Ident(_),
+                Tok::Punct(","),
+                Tok::Ident(_),
+                Tok::Punct(")"),
+                Tok::Punct("=")
+            )
         )
     }
 
@@ -292,7 +369,12 @@ impl Parser<'_> {
             self.c.expect_punct(":", HINT)?;
             self.block()?
         };
-        Ok(StmtKind::Foreach { coll, var, var_span, body })
+        Ok(StmtKind::Foreach {
+            coll,
+            var,
+            var_span,
+            body,
+        })
     }
 
     /// A one-line statement without its newline (foreach lambda body, match arm tail).
@@ -307,7 +389,11 @@ impl Parser<'_> {
                 let target_span = self.c.bump().span;
                 self.c.bump();
                 let value = self.expr()?;
-                StmtKind::Assign { target: name, target_span, value }
+                StmtKind::Assign {
+                    target: name,
+                    target_span,
+                    value,
+                }
             }
             _ => {
                 let e = self.expr()?;
@@ -322,11 +408,15 @@ impl Parser<'_> {
                 StmtKind::Expr(e)
             }
         };
-        Ok(Stmt { kind, span: self.line_span(first) })
+        Ok(Stmt {
+            kind,
+            span: self.line_span(first),
+        })
     }
 
     fn arms(&mut self) -> Result<Vec<Arm>, Diag> {
-        self.c.expect_block_start("put each `pattern =>` arm on its own indented line")?;
+        self.c
+            .expect_block_start("put each `pattern =>` arm on its own indented line")?;
         let mut arms = Vec::new();
         loop {
             match self.c.peek().tok {
@@ -343,7 +433,8 @@ impl Parser<'_> {
                     while self.c.eat_punct("|") {
                         pats.push(self.pattern()?);
                     }
-                    self.c.expect_punct("=>", "an arm is `pattern =>` followed by its statements")?;
+                    self.c
+                        .expect_punct("=>", "an arm is `pattern =>` followed by its statements")?;
                     let body = if matches!(self.c.peek().tok, Tok::Newline) {
                         self.block()?
                     } else {
@@ -356,13 +447,16 @@ impl Parser<'_> {
             }
         }
         if arms.is_empty() {
-            return Err(self.c.unexpected("a match arm", "a match needs at least one `pattern =>` arm"));
+            return Err(self
+                .c
+                .unexpected("a match arm", "a match needs at least one `pattern =>` arm"));
         }
         Ok(arms)
     }
 
     fn pattern(&mut self) -> Result<Pattern, Diag> {
-        const HINT: &str = "patterns are constants ('text', 12, true, false), Some(x), Some(_), None and _";
+        const HINT: &str =
+            "patterns are constants ('text', 12, true, false), Some(x), Some(_), None and _";
         let t = self.c.bump();
         let kind = match t.tok {
             Tok::Ident(s) if s == "_" => PatKind::Wild,
@@ -373,27 +467,38 @@ impl Parser<'_> {
                 self.c.expect_punct("(", HINT)?;
                 let (n, _) = self.c.expect_ident("a name or `_`", HINT)?;
                 let end = self.c.expect_punct(")", HINT)?;
-                return Ok(Pattern { kind: PatKind::Some(if n == "_" { None } else { Some(n) }), span: t.span.to(end) });
+                return Ok(Pattern {
+                    kind: PatKind::Some(if n == "_" { None } else { Some(n) }),
+                    span: t.span.to(end),
+                });
             }
             Tok::Str(s) => PatKind::Str(s),
             Tok::Int(n) => PatKind::Int(i128::from(n)),
             Tok::Punct("-") => match self.c.bump().tok {
                 Tok::Int(n) => PatKind::Int(-i128::from(n)),
-                _ => return Err(Diag::new(self.c.src, t.span, "expected a number after `-`", HINT)),
+                _ => {
+                    return Err(Diag::new(
+                        self.c.src,
+                        t.span,
+                        "expected a number after `-`",
+                        HINT,
+                    ))
+                }
             },
-            Tok::Ident(s) => {
-                return Err(Diag::new(
-                    self.c.src,
-                    t.span,
-                    format!("unsupported construct: pattern `{s}`"),
-                    "match a string with 'text', a map lookup with Some(x)/None, anything else with _",
-                ))
-            }
+            Tok::Ident(s) => return Err(Diag::new(
+                self.c.src,
+                t.span,
+                format!("unsupported construct: pattern `{s}`"),
+                "match a string with 'text', a map lookup with Some(x)/None, anything else with _",
+            )),
             other => {
                 return Err(Diag::new(
                     self.c.src,
                     t.span,
-                    format!("expected a pattern, found {}", crate::lexer::describe(&other)),
+                    format!(
+                        "expected a pattern, found {}",
+                        crate::lexer::describe(&other)
+                    ),
                     HINT,
                 ))
             }
@@ -411,7 +516,10 @@ impl Parser<'_> {
 
     fn binary(l: Expr, op: BinOp, r: Expr) -> Expr {
         let span = l.span.to(r.span);
-        Expr { kind: ExprKind::Binary(op, Box::new(l), Box::new(r)), span }
+        Expr {
+            kind: ExprKind::Binary(op, Box::new(l), Box::new(r)),
+            span,
+        }
     }
 
     fn or_expr(&mut self) -> Result<Expr, Diag> {
@@ -442,7 +550,10 @@ impl Parser<'_> {
             self.depth -= 1;
             let e = e?;
             let span = sp.to(e.span);
-            return Ok(Expr { kind: ExprKind::Not(Box::new(e)), span });
+            return Ok(Expr {
+                kind: ExprKind::Not(Box::new(e)),
+                span,
+            });
         }
         self.cmp_expr()
     }
@@ -499,7 +610,10 @@ impl Parser<'_> {
             self.depth -= 1;
             let e = e?;
             let span = sp.to(e.span);
-            return Ok(Expr { kind: ExprKind::Neg(Box::new(e)), span });
+            return Ok(Expr {
+                kind: ExprKind::Neg(Box::new(e)),
+                span,
+            });
         }
         self.primary()
     }
@@ -538,7 +652,14 @@ impl Parser<'_> {
                         }
                     }
                     let end = self.c.expect_punct(")", "close the argument list")?;
-                    return Ok(Expr { kind: ExprKind::Call { name, name_span: t.span, args }, span: t.span.to(end) });
+                    return Ok(Expr {
+                        kind: ExprKind::Call {
+                            name,
+                            name_span: t.span,
+                            args,
+                        },
+                        span: t.span.to(end),
+                    });
                 }
                 ExprKind::Name(name)
             }
@@ -548,10 +669,16 @@ impl Parser<'_> {
                 if self.c.eat_punct(",") {
                     let b = self.expr()?;
                     let end = self.c.expect_punct(")", "a pair is (a, b)")?;
-                    return Ok(Expr { kind: ExprKind::Pair(Box::new(a), Box::new(b)), span: t.span.to(end) });
+                    return Ok(Expr {
+                        kind: ExprKind::Pair(Box::new(a), Box::new(b)),
+                        span: t.span.to(end),
+                    });
                 }
                 let end = self.c.expect_punct(")", "close the parenthesis")?;
-                return Ok(Expr { kind: a.kind, span: t.span.to(end) });
+                return Ok(Expr {
+                    kind: a.kind,
+                    span: t.span.to(end),
+                });
             }
             _ => return Err(self.c.unexpected("an expression", HINT)),
         };
@@ -581,14 +708,21 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused_not_overflowed() {
-        let s = format!("req(rpc):\n    x = {}1{}\n", "(".repeat(5000), ")".repeat(5000));
+        let s = format!(
+            "req(rpc):\n    x = {}1{}\n",
+            "(".repeat(5000),
+            ")".repeat(5000)
+        );
         let e = parse(&s).err().unwrap_or_default();
         assert!(e.contains("nested too deeply"), "{e}");
     }
 
     #[test]
     fn errors_point_at_the_token() {
-        assert_eq!(parse("req(rpc):\n    x = = 1\n").err().as_deref(), Some("t.appnet:2:9: expected an expression, found `=`"));
+        assert_eq!(
+            parse("req(rpc):\n    x = = 1\n").err().as_deref(),
+            Some("t.appnet:2:9: expected an expression, found `=`")
+        );
         assert_eq!(
             parse("fn req(rpc) {\n}\n").err().as_deref(),
             Some("t.appnet:1:1: expected a section (`state:`, `init():`, `req(rpc):` or `resp(rpc):`), found `fn`")

@@ -50,8 +50,16 @@ fn load_config(el: &ElementInfo, rt: &TokenStream) -> TokenStream {
     for v in el.vars.iter().filter(|v| v.config) {
         let id = state_ident(&v.name);
         let tf = table_field(el, v);
-        let target = if v.strong { quote!(__g) } else { quote!(self.#id) };
-        let lock = if v.strong { quote!(let mut __g = #rt::write_lock(&self.#id);) } else { quote!() };
+        let target = if v.strong {
+            quote!(__g)
+        } else {
+            quote!(self.#id)
+        };
+        let lock = if v.strong {
+            quote!(let mut __g = #rt::write_lock(&self.#id);)
+        } else {
+            quote!()
+        };
         let body = match &v.ty {
             Ty::Map(k, val) => {
                 let kc = cfg_conv(k, quote!(k));
@@ -79,7 +87,9 @@ fn load_config(el: &ElementInfo, rt: &TokenStream) -> TokenStream {
 /// The struct, shared-state struct and impl of one element.
 pub fn element(model: &Model, low: &Lowered) -> TokenStream {
     let rt = quote!(__rt);
-    let Some(el) = model.elements.get(low.element) else { return TokenStream::new() };
+    let Some(el) = model.elements.get(low.element) else {
+        return TokenStream::new();
+    };
     let (name, shared) = names(el);
     let mut fields = TokenStream::new();
     let mut shared_fields = TokenStream::new();
@@ -94,8 +104,16 @@ pub fn element(model: &Model, low: &Lowered) -> TokenStream {
             v.name,
             v.ty.name(),
             el.ast.src.name,
-            if v.strong { ", @consistency(strong): shared by every core" } else { ", per core" },
-            if v.config { ", loaded from `Tables`" } else { "" }
+            if v.strong {
+                ", @consistency(strong): shared by every core"
+            } else {
+                ", per core"
+            },
+            if v.config {
+                ", loaded from `Tables`"
+            } else {
+                ""
+            }
         );
         let dv = default_value(v, &rt);
         if v.strong {
@@ -110,12 +128,16 @@ pub fn element(model: &Model, low: &Lowered) -> TokenStream {
     }
     let mut handlers = TokenStream::new();
     for (dir, mi, body) in &low.handlers {
-        let Some(m) = model.schema.service.methods.get(*mi) else { continue };
+        let Some(m) = model.schema.service.methods.get(*mi) else {
+            continue;
+        };
         let (fname, msg_i, what) = match dir {
             Dir::Req => (format_ident!("req_{}", m.snake), m.input, "req"),
             _ => (format_ident!("resp_{}", m.snake), m.output, "resp"),
         };
-        let Some(msg) = model.schema.messages.get(msg_i) else { continue };
+        let Some(msg) = model.schema.messages.get(msg_i) else {
+            continue;
+        };
         let mutv = format_ident!("{}Mut", msg.rust_name);
         let line = match dir {
             Dir::Req => el.ast.req.as_ref().map(|h| h.span),
@@ -123,7 +145,10 @@ pub fn element(model: &Model, low: &Lowered) -> TokenStream {
         }
         .map(|s| el.ast.src.line_col(s.start).0)
         .unwrap_or(0);
-        let doc = format!(" `{what}(rpc)` ({}:{line}) for `{}`.", el.ast.src.name, m.name);
+        let doc = format!(
+            " `{what}(rpc)` ({}:{line}) for `{}`.",
+            el.ast.src.name, m.name
+        );
         handlers.extend(quote! {
             #[doc = #doc]
             #[inline]
@@ -135,7 +160,10 @@ pub fn element(model: &Model, low: &Lowered) -> TokenStream {
     let init_body = &low.init;
     let load = load_config(el, &rt);
     let doc = format!(" Element `{}` ({}).", el.name, el.ast.src.name);
-    let doc_shared = format!(" `@consistency(strong)` state of element `{}`, shared by the pipelines built from it.", el.name);
+    let doc_shared = format!(
+        " `@consistency(strong)` state of element `{}`, shared by the pipelines built from it.",
+        el.name
+    );
     quote! {
         #[doc = #doc_shared]
         #[derive(Debug, Clone)]

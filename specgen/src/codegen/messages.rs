@@ -15,7 +15,11 @@ pub const MAX_DECODE_DEPTH: u32 = 32;
 
 /// `GetRequestView` etc.
 pub fn names(m: &Message) -> (Ident, Ident, Ident) {
-    (format_ident!("{}", m.rust_name), format_ident!("{}View", m.rust_name), format_ident!("{}Mut", m.rust_name))
+    (
+        format_ident!("{}", m.rust_name),
+        format_ident!("{}View", m.rust_name),
+        format_ident!("{}Mut", m.rust_name),
+    )
 }
 
 fn scalar_rust(kind: Kind) -> TokenStream {
@@ -55,16 +59,40 @@ fn le_bytes(kind: Kind, v: TokenStream) -> TokenStream {
     }
 }
 
-fn doc_of(schema: &Schema, f: &Field, offset: usize, size: usize, hot: bool, why: &[String]) -> String {
-    let place = if inline(f.kind, f.repeated) { "inline" } else { "(offset, len) slot" };
-    let ty = format!("{}{}", if f.repeated { "repeated " } else { "" }, f.proto_type_display(schema));
-    let reason = if hot { why.join("; ") } else { "not read by any element".into() };
-    format!(" `{}` ({ty}, field {}): offset {offset}, {size} bytes, {place}; {reason}.", f.name, f.number)
+fn doc_of(
+    schema: &Schema,
+    f: &Field,
+    offset: usize,
+    size: usize,
+    hot: bool,
+    why: &[String],
+) -> String {
+    let place = if inline(f.kind, f.repeated) {
+        "inline"
+    } else {
+        "(offset, len) slot"
+    };
+    let ty = format!(
+        "{}{}",
+        if f.repeated { "repeated " } else { "" },
+        f.proto_type_display(schema)
+    );
+    let reason = if hot {
+        why.join("; ")
+    } else {
+        "not read by any element".into()
+    };
+    format!(
+        " `{}` ({ty}, field {}): offset {offset}, {size} bytes, {place}; {reason}.",
+        f.name, f.number
+    )
 }
 
 /// All code of one message.
 pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
-    let Some(m) = schema.messages.get(mi) else { return TokenStream::new() };
+    let Some(m) = schema.messages.get(mi) else {
+        return TokenStream::new();
+    };
     let (owned, view, mutv) = names(m);
     let fixed = layout.fixed_len;
     let full = &m.full_name;
@@ -76,7 +104,9 @@ pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
     let mut enc = TokenStream::new();
     let mut dec = TokenStream::new();
     for slot in &layout.slots {
-        let Some(f) = m.fields.get(slot.field) else { continue };
+        let Some(f) = m.fields.get(slot.field) else {
+            continue;
+        };
         let at = slot.offset;
         let fname = f.name.as_str();
         let id = format_ident!("{}", field_ident_str(fname));
@@ -112,7 +142,9 @@ pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
         }
         checks.extend(quote!(__rt::wire::check_slot(buf, #fixed, #at, #fname)?;));
         let raw_doc = format!(" Raw bytes of `{fname}`'s slot.");
-        let set_doc = format!(" Rewrites `{fname}` in place; `DoesNotFit` when `v` is longer than its current bytes.");
+        let set_doc = format!(
+            " Rewrites `{fname}` in place; `DoesNotFit` when `v` is longer than its current bytes."
+        );
         view_acc.extend(quote! {
             #[doc = #raw_doc]
             #[inline]
@@ -133,7 +165,11 @@ pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
                     #[inline]
                     pub fn #setter(&mut self, v: &[u8]) -> Result<(), __rt::SetError> { __rt::wire::set_slot_bytes(self.buf, #at, v, #fname) }
                 });
-                let bytes = if f.kind == Kind::Str { quote!(self.#id.as_bytes()) } else { quote!(&self.#id[..]) };
+                let bytes = if f.kind == Kind::Str {
+                    quote!(self.#id.as_bytes())
+                } else {
+                    quote!(&self.#id[..])
+                };
                 len_terms.extend(quote!(+ self.#id.len()));
                 enc.extend(quote!({ let s = e.pos(); e.push(#bytes)?; e.close_slot(#at, s)?; }));
                 if f.kind == Kind::Str {
@@ -145,7 +181,9 @@ pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
                 }
             }
             (Kind::Message(n), false) => {
-                let Some(nm) = schema.messages.get(n) else { continue };
+                let Some(nm) = schema.messages.get(n) else {
+                    continue;
+                };
                 let (no, nv, _) = names(nm);
                 view_acc.extend(quote! {
                     #[doc = #doc]
@@ -162,10 +200,13 @@ pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
                 dec.extend(quote!(#id: match v.#id()? { Some(x) => Some(Box::new(#no::decode_at(x, depth + 1)?)), None => None },));
             }
             (Kind::Message(n), true) => {
-                let Some(nm) = schema.messages.get(n) else { continue };
+                let Some(nm) = schema.messages.get(n) else {
+                    continue;
+                };
                 let (no, nv, _) = names(nm);
                 owned_fields.extend(quote!(#[doc = #doc] pub #id: Vec<#no>,));
-                len_terms.extend(quote!(+ self.#id.iter().map(|m| 4 + m.encoded_len()).sum::<usize>()));
+                len_terms
+                    .extend(quote!(+ self.#id.iter().map(|m| 4 + m.encoded_len()).sum::<usize>()));
                 enc.extend(quote! {{
                     let s = e.pos();
                     for m in &self.#id { let at = e.pos(); e.push(&[0u8; 4])?; let n = m.encode(e.rest())?; e.advance(n); e.patch_u32(at, n)?; }
@@ -210,8 +251,11 @@ pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
         }
     }
     let doc_view = format!(" Zero-copy view of a `{full}` payload: `new_checked` validates the {fixed}-byte fixed section and every slot once; accessors are then loads at constant offsets.");
-    let doc_mut = format!(" In-place mutable view of a `{full}` payload (what element handlers get).");
-    let doc_owned = format!(" Owned `{full}`. Wire layout: fixed section of {fixed} bytes, then the variable tail.");
+    let doc_mut =
+        format!(" In-place mutable view of a `{full}` payload (what element handlers get).");
+    let doc_owned = format!(
+        " Owned `{full}`. Wire layout: fixed section of {fixed} bytes, then the variable tail."
+    );
     let fixed_lit = Literal::usize_unsuffixed(fixed);
     let depth_max = MAX_DECODE_DEPTH;
     quote! {

@@ -45,8 +45,14 @@ pub fn reachable(model: &Model) -> Vec<usize> {
 }
 
 /// Generates the formatted Rust source of the service module.
-pub fn generate(model: &Model, lowered: &[Lowered], layouts: &[MsgLayout], runtime: &str) -> Result<String> {
-    let rt: syn::Path = syn::parse_str(runtime).map_err(|e| Error::Usage(format!("bad runtime path `{runtime}`: {e}")))?;
+pub fn generate(
+    model: &Model,
+    lowered: &[Lowered],
+    layouts: &[MsgLayout],
+    runtime: &str,
+) -> Result<String> {
+    let rt: syn::Path = syn::parse_str(runtime)
+        .map_err(|e| Error::Usage(format!("bad runtime path `{runtime}`: {e}")))?;
     let module = format_ident!("{}", model.module);
     let mut items = TokenStream::new();
     items.extend(service::header(model));
@@ -83,7 +89,11 @@ pub fn generate(model: &Model, lowered: &[Lowered], layouts: &[MsgLayout], runti
             #items
         }
     };
-    let parsed: syn::File = syn::parse2(file).map_err(|e| Error::Usage(format!("internal error: generated code does not parse: {e}")))?;
+    let parsed: syn::File = syn::parse2(file).map_err(|e| {
+        Error::Usage(format!(
+            "internal error: generated code does not parse: {e}"
+        ))
+    })?;
     let pretty = prettyplease::unparse(&parsed);
     Ok(comments(&pretty))
 }
@@ -107,7 +117,11 @@ fn comments(src: &str) -> String {
                 None => break,
             }
         }
-        let inner = stmt.trim_end().strip_prefix("__specgen_src!(").and_then(|r| r.strip_suffix(");")).unwrap_or("");
+        let inner = stmt
+            .trim_end()
+            .strip_prefix("__specgen_src!(")
+            .and_then(|r| r.strip_suffix(");"))
+            .unwrap_or("");
         match syn::parse_str::<syn::LitStr>(inner.trim()) {
             Ok(l) => {
                 out.push_str(indent);

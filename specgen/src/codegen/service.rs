@@ -41,7 +41,10 @@ pub fn header(model: &Model) -> TokenStream {
     for (mi, m) in svc.methods.iter().enumerate() {
         let v = format_ident!("{}", camel(&m.name));
         let id = Literal::u16_unsuffixed(m.id);
-        let (input, output) = (&model.schema.messages[m.input].full_name, &model.schema.messages[m.output].full_name);
+        let (input, output) = (
+            &model.schema.messages[m.input].full_name,
+            &model.schema.messages[m.output].full_name,
+        );
         let doc = format!(" `rpc {}({input}) returns ({output})`", m.name);
         variants.extend(quote!(#[doc = #doc] #v = #id,));
         from_id.extend(quote!(#id => Some(Method::#v),));
@@ -77,11 +80,21 @@ pub fn header(model: &Model) -> TokenStream {
                     quote!(Option<#t>)
                 }
             };
-            let doc = format!(" `{}.{}: {}` (`config {}.{}` in the spec).", el.name, v.name, v.ty.name(), el.name, v.name);
+            let doc = format!(
+                " `{}.{}: {}` (`config {}.{}` in the spec).",
+                el.name,
+                v.name,
+                v.ty.name(),
+                el.name,
+                v.name
+            );
             tables.extend(quote!(#[doc = #doc] pub #f: #t,));
         }
     }
-    let mdoc = format!(" Methods of `{}`; the discriminant is the method id.", svc.name);
+    let mdoc = format!(
+        " Methods of `{}`; the discriminant is the method id.",
+        svc.name
+    );
     let n = Literal::usize_unsuffixed(n);
     quote! {
         /// Fully-qualified proto name of the service.
@@ -132,8 +145,14 @@ pub fn header(model: &Model) -> TokenStream {
 /// `ClientShared`/`ClientPipeline` or the server ones.
 pub fn pipeline(model: &Model, side: Side, handlers: &[(usize, Dir, usize)]) -> TokenStream {
     let (pname, sname) = match side {
-        Side::Client => (format_ident!("ClientPipeline"), format_ident!("ClientShared")),
-        Side::Server => (format_ident!("ServerPipeline"), format_ident!("ServerShared")),
+        Side::Client => (
+            format_ident!("ClientPipeline"),
+            format_ident!("ClientShared"),
+        ),
+        Side::Server => (
+            format_ident!("ServerPipeline"),
+            format_ident!("ServerShared"),
+        ),
     };
     let els = model.side_elements(side);
     let mut fields = TokenStream::new();
@@ -164,9 +183,19 @@ pub fn pipeline(model: &Model, side: Side, handlers: &[(usize, Dir, usize)]) -> 
         let id = Literal::u16_unsuffixed(m.id);
         let chain = model.chain(side, mi);
         for dir in [Dir::Req, Dir::Resp] {
-            let (msg_i, prefix) = if dir == Dir::Req { (m.input, "req") } else { (m.output, "resp") };
-            let mut steps: Vec<&crate::model::ChainEntry> =
-                chain.iter().filter(|c| handlers.iter().any(|(e, d, x)| *e == c.element && *d == dir && *x == mi)).collect();
+            let (msg_i, prefix) = if dir == Dir::Req {
+                (m.input, "req")
+            } else {
+                (m.output, "resp")
+            };
+            let mut steps: Vec<&crate::model::ChainEntry> = chain
+                .iter()
+                .filter(|c| {
+                    handlers
+                        .iter()
+                        .any(|(e, d, x)| *e == c.element && *d == dir && *x == mi)
+                })
+                .collect();
             if dir == Dir::Resp {
                 steps.reverse();
             }
@@ -179,11 +208,16 @@ pub fn pipeline(model: &Model, side: Side, handlers: &[(usize, Dir, usize)]) -> 
                 for c in steps {
                     let el = &model.elements[c.element];
                     let f = state_ident(&el.name);
-                    let idx = Literal::usize_unsuffixed(els.iter().position(|e| *e == c.element).unwrap_or(0));
+                    let idx = Literal::usize_unsuffixed(
+                        els.iter().position(|e| *e == c.element).unwrap_or(0),
+                    );
                     let h = format_ident!("{}_{}", prefix, m.snake);
                     if !seen_lines.contains(&c.line.0) {
                         seen_lines.push(c.line.0);
-                        calls.extend(marker(format!("{}:{}: {}", model.spec.src.name, c.line.0, c.line.1)));
+                        calls.extend(marker(format!(
+                            "{}:{}: {}",
+                            model.spec.src.name, c.line.0, c.line.1
+                        )));
                     }
                     calls.extend(quote! {
                         let v = self.#f.#h(ctx, &mut self.rng, &mut msg);
@@ -314,7 +348,10 @@ pub fn stubs(model: &Model) -> TokenStream {
             pub fn #dec(payload: &[u8]) -> Result<super::#resp_owned, __rt::DecodeError> { super::#resp_owned::from_bytes(payload) }
         });
     }
-    let doc_t = format!(" Server side of `{}`: implement it and hand requests to [`dispatch`].", svc.full_name);
+    let doc_t = format!(
+        " Server side of `{}`: implement it and hand requests to [`dispatch`].",
+        svc.full_name
+    );
     quote! {
         #[doc = #doc_t]
         pub trait #trait_name {
