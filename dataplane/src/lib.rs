@@ -12,6 +12,7 @@
 //! `unsafe` lives only in `dpdk` (the thin safe layer over `dpdk-sys`) and in the
 //! `port::afpacket` / `port::tap` backends, each block with a `// SAFETY:` line.
 
+pub mod anf;
 pub mod config;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;

@@ -1,0 +1,6 @@
+//! The corpus of valid AppNet elements (firewall/ACL, rate limiter, fault injection,
+//! logging, metrics, admission control, circuit breaker, sticky load balancer, cache,
+//! mutation, session tracker), compiled by specgen; `tests/` drives them with crafted
+//! RPC bytes.
+
+include!(concat!(env!("OUT_DIR"), "/corpus.rs"));

@@ -1,0 +1,343 @@
+//! Generates, per message: the zero-copy view (`XView`, validated once by
+//! `new_checked`), the in-place mutable view (`XMut`, with `set_*` that rewrite when the
+//! value fits), and the owned struct with `encoded_len`/`encode`/`decode`. Offsets come
+//! from `crate::layout`. Must not generate element or pipeline code.
+
+use proc_macro2::{Ident, Literal, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::layout::{inline, MsgLayout};
+use crate::lower::field_ident_str;
+use crate::proto::{Field, Kind, Message, Schema};
+
+/// Deepest nesting `decode` follows (hostile payloads cannot overflow the stack).
+pub const MAX_DECODE_DEPTH: u32 = 32;
+
+/// `GetRequestView` etc.
+pub fn names(m: &Message) -> (Ident, Ident, Ident) {
+    (
+        format_ident!("{}", m.rust_name),
+        format_ident!("{}View", m.rust_name),
+        format_ident!("{}Mut", m.rust_name),
+    )
+}
+
+fn scalar_rust(kind: Kind) -> TokenStream {
+    match kind {
+        Kind::Bool => quote!(bool),
+        Kind::I32 | Kind::Enum => quote!(i32),
+        Kind::I64 => quote!(i64),
+        Kind::U32 => quote!(u32),
+        Kind::U64 => quote!(u64),
+        Kind::F32 => quote!(f32),
+        Kind::F64 => quote!(f64),
+        Kind::Str => quote!(String),
+        Kind::Bytes => quote!(Vec<u8>),
+        Kind::Message(_) => quote!(()),
+    }
+}
+
+fn reader(kind: Kind) -> Ident {
+    format_ident!(
+        "{}",
+        match kind {
+            Kind::Bool => "rd_bool",
+            Kind::I32 | Kind::Enum => "rd_i32",
+            Kind::I64 => "rd_i64",
+            Kind::U32 => "rd_u32",
+            Kind::U64 => "rd_u64",
+            Kind::F32 => "rd_f32",
+            _ => "rd_f64",
+        }
+    )
+}
+
+fn le_bytes(kind: Kind, v: TokenStream) -> TokenStream {
+    match kind {
+        Kind::Bool => quote!(&[u8::from(#v)]),
+        _ => quote!(&(#v).to_le_bytes()),
+    }
+}
+
+fn doc_of(
+    schema: &Schema,
+    f: &Field,
+    offset: usize,
+    size: usize,
+    hot: bool,
+    why: &[String],
+) -> String {
+    let place = if inline(f.kind, f.repeated) {
+        "inline"
+    } else {
+        "(offset, len) slot"
+    };
+    let ty = format!(
+        "{}{}",
+        if f.repeated { "repeated " } else { "" },
+        f.proto_type_display(schema)
+    );
+    let reason = if hot {
+        why.join("; ")
+    } else {
+        "not read by any element".into()
+    };
+    format!(
+        " `{}` ({ty}, field {}): offset {offset}, {size} bytes, {place}; {reason}.",
+        f.name, f.number
+    )
+}
+
+/// All code of one message.
+pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
+    let Some(m) = schema.messages.get(mi) else {
+        return TokenStream::new();
+    };
+    let (owned, view, mutv) = names(m);
+    let fixed = layout.fixed_len;
+    let full = &m.full_name;
+    let mut checks = TokenStream::new();
+    let mut view_acc = TokenStream::new();
+    let mut mut_acc = TokenStream::new();
+    let mut owned_fields = TokenStream::new();
+    let mut len_terms = TokenStream::new();
+    let mut enc = TokenStream::new();
+    let mut dec = TokenStream::new();
+    for slot in &layout.slots {
+        let Some(f) = m.fields.get(slot.field) else {
+            continue;
+        };
+        let at = slot.offset;
+        let fname = f.name.as_str();
+        let id = format_ident!("{}", field_ident_str(fname));
+        let raw = format_ident!("{}_raw", fname);
+        let setter = format_ident!("set_{}", fname);
+        let doc = doc_of(schema, f, at, slot.size, slot.hot, &slot.why);
+        if inline(f.kind, f.repeated) {
+            let t = scalar_rust(f.kind);
+            let rd = reader(f.kind);
+            view_acc.extend(quote! {
+                #[doc = #doc]
+                #[inline(always)]
+                pub fn #id(&self) -> #t { __rt::wire::#rd(self.buf, #at) }
+            });
+            let bytes = le_bytes(f.kind, quote!(v));
+            let sz = slot.size;
+            let set_doc = format!(" Sets `{fname}` in place (always fits).");
+            mut_acc.extend(quote! {
+                #[doc = #doc]
+                #[inline(always)]
+                pub fn #id(&self) -> #t { __rt::wire::#rd(self.buf, #at) }
+                #[doc = #set_doc]
+                #[inline]
+                pub fn #setter(&mut self, v: #t) -> Result<(), __rt::SetError> {
+                    if __rt::wire::wr(self.buf, #at, #bytes) { Ok(()) } else { Err(__rt::SetError::DoesNotFit { field: #fname, have: 0, need: #sz }) }
+                }
+            });
+            owned_fields.extend(quote!(#[doc = #doc] pub #id: #t,));
+            let b = le_bytes(f.kind, quote!(self.#id));
+            enc.extend(quote!(e.put(#at, #b)?;));
+            dec.extend(quote!(#id: v.#id(),));
+            continue;
+        }
+        checks.extend(quote!(__rt::wire::check_slot(buf, #fixed, #at, #fname)?;));
+        let raw_doc = format!(" Raw bytes of `{fname}`'s slot.");
+        let set_doc = format!(
+            " Rewrites `{fname}` in place; `DoesNotFit` when `v` is longer than its current bytes."
+        );
+        view_acc.extend(quote! {
+            #[doc = #raw_doc]
+            #[inline]
+            pub fn #raw(&self) -> &'a [u8] { __rt::wire::slot_bytes(self.buf, #at) }
+        });
+        match (f.kind, f.repeated) {
+            (Kind::Str | Kind::Bytes, false) => {
+                view_acc.extend(quote! {
+                    #[doc = #doc]
+                    #[inline(always)]
+                    pub fn #id(&self) -> &'a [u8] { __rt::wire::slot_bytes(self.buf, #at) }
+                });
+                mut_acc.extend(quote! {
+                    #[doc = #doc]
+                    #[inline(always)]
+                    pub fn #id(&self) -> &[u8] { __rt::wire::slot_bytes(self.buf, #at) }
+                    #[doc = #set_doc]
+                    #[inline]
+                    pub fn #setter(&mut self, v: &[u8]) -> Result<(), __rt::SetError> { __rt::wire::set_slot_bytes(self.buf, #at, v, #fname) }
+                });
+                let bytes = if f.kind == Kind::Str {
+                    quote!(self.#id.as_bytes())
+                } else {
+                    quote!(&self.#id[..])
+                };
+                len_terms.extend(quote!(+ self.#id.len()));
+                enc.extend(quote!({ let s = e.pos(); e.push(#bytes)?; e.close_slot(#at, s)?; }));
+                if f.kind == Kind::Str {
+                    owned_fields.extend(quote!(#[doc = #doc] pub #id: String,));
+                    dec.extend(quote!(#id: match std::str::from_utf8(v.#id()) { Ok(s) => s.to_owned(), Err(_) => return Err(__rt::DecodeError::Utf8 { field: #fname }) },));
+                } else {
+                    owned_fields.extend(quote!(#[doc = #doc] pub #id: Vec<u8>,));
+                    dec.extend(quote!(#id: v.#id().to_vec(),));
+                }
+            }
+            (Kind::Message(n), false) => {
+                let Some(nm) = schema.messages.get(n) else {
+                    continue;
+                };
+                let (no, nv, _) = names(nm);
+                view_acc.extend(quote! {
+                    #[doc = #doc]
+                    pub fn #id(&self) -> Result<Option<#nv<'a>>, __rt::ViewError> {
+                        if __rt::wire::slot_is_empty(self.buf, #at) { return Ok(None); }
+                        #nv::new_checked(__rt::wire::slot_bytes(self.buf, #at)).map(Some)
+                    }
+                });
+                owned_fields.extend(quote!(#[doc = #doc] pub #id: Option<Box<#no>>,));
+                len_terms.extend(quote!(+ self.#id.as_ref().map_or(0, |m| m.encoded_len())));
+                enc.extend(quote! {
+                    if let Some(m) = &self.#id { let s = e.pos(); let n = m.encode(e.rest())?; e.advance(n); e.close_message_slot(#at, s)?; }
+                });
+                dec.extend(quote!(#id: match v.#id()? { Some(x) => Some(Box::new(#no::decode_at(x, depth + 1)?)), None => None },));
+            }
+            (Kind::Message(n), true) => {
+                let Some(nm) = schema.messages.get(n) else {
+                    continue;
+                };
+                let (no, nv, _) = names(nm);
+                owned_fields.extend(quote!(#[doc = #doc] pub #id: Vec<#no>,));
+                len_terms
+                    .extend(quote!(+ self.#id.iter().map(|m| 4 + m.encoded_len()).sum::<usize>()));
+                enc.extend(quote! {{
+                    let s = e.pos();
+                    for m in &self.#id { let at = e.pos(); e.push(&[0u8; 4])?; let n = m.encode(e.rest())?; e.advance(n); e.patch_u32(at, n)?; }
+                    e.close_slot(#at, s)?;
+                }});
+                dec.extend(quote!(#id: {
+                    let mut out = Vec::new();
+                    for it in __rt::wire::Items::new(v.#raw(), #fname) { out.push(#no::decode_at(#nv::new_checked(it?)?, depth + 1)?); }
+                    out
+                },));
+            }
+            (Kind::Str | Kind::Bytes, true) => {
+                let (t, conv, bytes) = if f.kind == Kind::Str {
+                    (
+                        quote!(String),
+                        quote!(match std::str::from_utf8(it?) { Ok(s) => s.to_owned(), Err(_) => return Err(__rt::DecodeError::Utf8 { field: #fname }) }),
+                        quote!(x.as_bytes()),
+                    )
+                } else {
+                    (quote!(Vec<u8>), quote!(it?.to_vec()), quote!(&x[..]))
+                };
+                owned_fields.extend(quote!(#[doc = #doc] pub #id: Vec<#t>,));
+                len_terms.extend(quote!(+ self.#id.iter().map(|x| 4 + x.len()).sum::<usize>()));
+                enc.extend(quote!({ let s = e.pos(); for x in &self.#id { e.push_item(#bytes)?; } e.close_slot(#at, s)?; }));
+                dec.extend(quote!(#id: {
+                    let mut out = Vec::new();
+                    for it in __rt::wire::Items::new(v.#raw(), #fname) { out.push(#conv); }
+                    out
+                },));
+            }
+            (k, _) => {
+                // Repeated fixed-size scalars: a packed little-endian array.
+                let t = scalar_rust(k);
+                let rd = reader(k);
+                let size = k.fixed_size();
+                let b = le_bytes(k, quote!(*x));
+                owned_fields.extend(quote!(#[doc = #doc] pub #id: Vec<#t>,));
+                len_terms.extend(quote!(+ self.#id.len() * #size));
+                enc.extend(quote!({ let s = e.pos(); for x in &self.#id { e.push(#b)?; } e.close_slot(#at, s)?; }));
+                dec.extend(quote!(#id: __rt::wire::packed(v.#raw(), #size, #fname)?.map(|c| __rt::wire::#rd(c, 0)).collect(),));
+            }
+        }
+    }
+    let doc_view = format!(" Zero-copy view of a `{full}` payload: `new_checked` validates the {fixed}-byte fixed section and every slot once; accessors are then loads at constant offsets.");
+    let doc_mut =
+        format!(" In-place mutable view of a `{full}` payload (what element handlers get).");
+    let doc_owned = format!(
+        " Owned `{full}`. Wire layout: fixed section of {fixed} bytes, then the variable tail."
+    );
+    let fixed_lit = Literal::usize_unsuffixed(fixed);
+    let depth_max = MAX_DECODE_DEPTH;
+    quote! {
+        #[doc = #doc_view]
+        #[derive(Debug, Clone, Copy)]
+        pub struct #view<'a> { buf: &'a [u8] }
+
+        impl<'a> #view<'a> {
+            /// Bytes of the fixed front section.
+            pub const FIXED_LEN: usize = #fixed_lit;
+
+            /// Validates `buf` (fixed section present, every slot in bounds).
+            #[inline]
+            pub fn new_checked(buf: &'a [u8]) -> Result<Self, __rt::ViewError> {
+                if buf.len() < Self::FIXED_LEN {
+                    return Err(__rt::ViewError::TooShort { need: Self::FIXED_LEN, have: buf.len() });
+                }
+                #checks
+                Ok(Self { buf })
+            }
+
+            /// The whole payload.
+            pub fn as_bytes(&self) -> &'a [u8] { self.buf }
+
+            /// Payload length.
+            pub fn len(&self) -> usize { self.buf.len() }
+
+            #view_acc
+        }
+
+        #[doc = #doc_mut]
+        #[derive(Debug)]
+        pub struct #mutv<'a> { buf: &'a mut [u8] }
+
+        impl<'a> #mutv<'a> {
+            /// Validates `buf` like the view does.
+            #[inline]
+            pub fn new_checked(buf: &'a mut [u8]) -> Result<Self, __rt::ViewError> {
+                #view::new_checked(buf)?;
+                Ok(Self { buf })
+            }
+
+            /// A read-only view of the same bytes.
+            pub fn as_view(&self) -> #view<'_> { #view { buf: self.buf } }
+
+            /// Payload length.
+            pub fn len(&self) -> usize { self.buf.len() }
+
+            #mut_acc
+        }
+
+        #[doc = #doc_owned]
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct #owned { #owned_fields }
+
+        impl #owned {
+            /// Bytes `encode` writes.
+            pub fn encoded_len(&self) -> usize { #fixed_lit #len_terms }
+
+            /// Encodes into `buf`; returns the bytes written.
+            pub fn encode(&self, buf: &mut [u8]) -> Result<usize, __rt::EncodeError> {
+                let need = self.encoded_len();
+                if buf.len() < need {
+                    return Err(__rt::EncodeError::BufferTooSmall { need, have: buf.len() });
+                }
+                let mut e = __rt::wire::Enc::new(buf, #fixed_lit)?;
+                #enc
+                Ok(e.finish())
+            }
+
+            /// Decodes a validated view (copies every field).
+            pub fn decode(v: #view<'_>) -> Result<Self, __rt::DecodeError> { Self::decode_at(v, 0) }
+
+            fn decode_at(v: #view<'_>, depth: u32) -> Result<Self, __rt::DecodeError> {
+                if depth > #depth_max {
+                    return Err(__rt::DecodeError::View(__rt::ViewError::Malformed { field: #full }));
+                }
+                Ok(Self { #dec })
+            }
+
+            /// Validates and decodes `bytes`.
+            pub fn from_bytes(bytes: &[u8]) -> Result<Self, __rt::DecodeError> { Self::decode(#view::new_checked(bytes)?) }
+        }
+    }
+}
