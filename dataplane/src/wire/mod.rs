@@ -5,3 +5,4 @@
 mod mac;
 
 pub use mac::MacAddr;
+pub mod rpc;
