@@ -16,3 +16,4 @@
 pub mod dpdk;
 pub mod port;
 pub mod wire;
+pub mod transport;
