@@ -12,6 +12,7 @@
 //! This module owns the trait and the shared buffer pool; it must not know about RPCs.
 
 pub mod buf;
+pub mod sim;
 
 pub use buf::{BufPool, PoolBuf};
 
