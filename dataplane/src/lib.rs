@@ -15,5 +15,5 @@
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod port;
-pub mod wire;
 pub mod transport;
+pub mod wire;

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
-use super::{BufPool, PacketBuf, Port, PortStats, PoolBuf};
+use super::{BufPool, PacketBuf, PoolBuf, Port, PortStats};
 use crate::wire::MacAddr;
 
 /// How long past its own delivery time a reordered frame waits for a successor.

@@ -10,15 +10,12 @@ use std::hash::Hash;
 use super::endpoint::{EventDesc, Timer, TxItem};
 use super::session::{ClientRpc, Role, SessState, SessionId};
 use super::{
-    error_code, CallError, CloseReason, Endpoint, Instant, RpcError, RpcId, RxDrop,
-    TransportClass,
+    error_code, CallError, CloseReason, Endpoint, Instant, RpcError, RpcId, RxDrop, TransportClass,
 };
-use crate::wire::rpc::{
-    PacketType, RpcHeader, AUX_PROBE, FLAG_ACK_REQ, FLAG_COMPLETE, FLAG_HELD,
-};
+use crate::wire::rpc::{PacketType, RpcHeader, AUX_PROBE, FLAG_ACK_REQ, FLAG_COMPLETE, FLAG_HELD};
 
-/// Later RPCs answered before an RPC is retransmitted early.
-const FAST_RETRANSMIT_THRESHOLD: u8 = 3;
+/// Held-acks naming the same missing ordered request before it is re-sent early.
+const ORDER_GAP_THRESHOLD: u8 = 3;
 
 impl<A: Copy + Eq + Hash> Endpoint<A> {
     pub(crate) fn client_call(
@@ -91,6 +88,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         c.issue_seq = issue_seq;
         c.req.load(payload, self.cfg.mtu_payload);
         c.req_complete = false;
+        c.held = false;
+        c.server_ns = 0;
         c.resp.clear();
         c.result = Ok(());
         c.retries = 0;
@@ -100,6 +99,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         c.retransmitted = false;
         c.deadline = deadline;
         c.later_answers = 0;
+        c.suspect = false;
         let first = if class.is_reliable() {
             (now + rto).min(deadline)
         } else {
@@ -182,7 +182,12 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         }
         c.req_complete = true;
         if h.packet_type() == PacketType::Error {
-            self.finish(now, idx, slot as u8, Err(RpcError::Remote { code: h.aux() }));
+            self.finish(
+                now,
+                idx,
+                slot as u8,
+                Err(RpcError::Remote { code: h.aux() }),
+            );
             return Ok(());
         }
         let (count, len) = (h.frag_count(), h.msg_len());
@@ -204,6 +209,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             c.resp.begin(count, len);
         }
         c.resp.accept(h.frag_index(), count, len, h.payload())?;
+        c.server_ns = u64::from(h.aux()) * 1_000;
         if c.resp.is_complete() {
             if count > 1 {
                 let (id, rpc) = (s.id, c.rpc_id);
@@ -221,16 +227,10 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         }
         // Progress on a multi-fragment response.
         c.retries = 0;
+        c.rto = session_rto(s.srtt, s.rttvar, &self.cfg);
         if h.flags() & FLAG_ACK_REQ != 0 {
-            let (id, rpc) = (s.id, c.rpc_id);
-            self.push_tx(TxItem::RespAck {
-                idx,
-                id,
-                slot: slot as u8,
-                rpc,
-                trigger: h.frag_index(),
-                flags: 0,
-            });
+            let rpc = c.rpc_id;
+            self.schedule_sack(now, idx, slot as u8, rpc, h.frag_index());
         }
         self.rearm_rto(now, idx, slot as u8);
         Ok(())
@@ -283,12 +283,16 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             return Err(RxDrop::Stale);
         }
         c.retries = 0;
+        c.suspect = false;
+        // The server is alive and answering: drop the backoff.
+        c.rto = session_rto(s.srtt, s.rttvar, &self.cfg);
         if h.flags() & FLAG_COMPLETE != 0 {
             c.req_complete = true;
             c.req.ack_all();
-            let issue = c.issue_seq;
-            if h.flags() & FLAG_HELD != 0 {
-                self.note_later_answer(now, idx, issue);
+            c.held = h.flags() & FLAG_HELD != 0;
+            if c.held {
+                // The server holds this one and waits for sequence `aux`.
+                self.note_order_gap(now, idx, h.aux());
             }
         } else {
             c.req.ack_bitmap(h.payload());
@@ -309,6 +313,12 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
 
     /// Restarts a slot's RTO timer from `now` (progress was made).
     fn rearm_rto(&mut self, now: Instant, idx: u32, slot: u8) {
+        let rto = self.sessions[idx as usize].client_slots[usize::from(slot)].rto;
+        self.arm_rpc_timer(idx, slot, now + rto);
+    }
+
+    /// (Re)arms a reliable RPC's timer for `at` (capped by its deadline).
+    fn arm_rpc_timer(&mut self, idx: u32, slot: u8, at: Instant) {
         let s = &mut self.sessions[idx as usize];
         let id = s.id;
         let c = &mut s.client_slots[usize::from(slot)];
@@ -318,13 +328,20 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         if let Some(t) = c.timer.take() {
             self.timers.cancel(t);
         }
-        let at = (now + c.rto).min(c.deadline);
+        let at = at.min(c.deadline);
         let rpc = c.rpc_id;
         let h = self.timers.insert(at, Timer::Rpc { idx, id, slot, rpc });
         self.sessions[idx as usize].client_slots[usize::from(slot)].timer = Some(h);
     }
 
-    pub(crate) fn on_rpc_timer(&mut self, now: Instant, idx: u32, id: SessionId, slot: u8, rpc: u32) {
+    pub(crate) fn on_rpc_timer(
+        &mut self,
+        now: Instant,
+        idx: u32,
+        id: SessionId,
+        slot: u8,
+        rpc: u32,
+    ) {
         let Some(s) = self.sessions.get_mut(idx as usize) else {
             return;
         };
@@ -338,6 +355,17 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             return;
         }
         c.timer = None;
+        if c.suspect && now < c.deadline {
+            // The reorder window passed and no answer came: it was lost.
+            c.suspect = false;
+            if !c.resp.is_active() {
+                c.retransmitted = true;
+                self.stats.fast_retransmits += 1;
+                self.retransmit(now, idx, slot);
+            }
+            self.rearm_rto(now, idx, slot);
+            return;
+        }
         if !c.class.is_reliable() || now >= c.deadline {
             let retries = c.retries;
             self.finish(now, idx, slot, Err(RpcError::Timeout { retries }));
@@ -365,7 +393,14 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         let c = &mut s.client_slots[usize::from(slot)];
         c.last_sent = now;
         if !c.req_complete {
-            let n = c.req.requeue_unacked(burst);
+            // One fragment: re-send it. Several: re-send the last unacknowledged one as a
+            // probe whose selective ack says what is missing; after an unanswered
+            // probe, a burst.
+            let n = if c.req.count <= 1 || c.retries <= 1 {
+                c.req.requeue_probe()
+            } else {
+                c.req.requeue_unacked(burst)
+            };
             self.stats.retransmissions += u64::from(n);
             self.queue_client_req(idx, slot);
         } else {
@@ -382,12 +417,16 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         }
     }
 
-    /// An RPC issued as `issue_seq` was answered (or held by the server): older
-    /// outstanding RPCs of the session that are overdue get a fast retransmit after
-    /// [`FAST_RETRANSMIT_THRESHOLD`] such signals.
-    fn note_later_answer(&mut self, now: Instant, idx: u32, issue_seq: u64) {
+    /// An RPC whose request was last sent at `sent` was answered (RACK): every
+    /// outstanding reliable RPC last sent more than a reordering window (`srtt / 4`)
+    /// before it should have been answered too, unless it merely waits in the server's
+    /// reorder buffer (known held and the answered RPC is not an ordered one) or its
+    /// response is already arriving. It becomes suspect: if no answer comes within the
+    /// reordering window it is re-sent (see `on_rpc_timer`). A retransmission moves
+    /// `last_sent`, so answers to requests sent before it do not trigger it again.
+    fn note_later_answer(&mut self, now: Instant, idx: u32, sent: Instant, ordered: bool) {
         let s = &mut self.sessions[idx as usize];
-        let guard = s.srtt.max(self.cfg.rto_min_ns / 4);
+        let reo = (s.srtt / 4).max(1_000);
         let mut mask = s.active_mask;
         let mut due: u64 = 0;
         while mask != 0 {
@@ -396,28 +435,76 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             let Some(o) = s.client_slots.get_mut(j) else {
                 continue;
             };
-            if o.state != ClientRpc::Active || !o.class.is_reliable() || o.issue_seq >= issue_seq
+            if o.state != ClientRpc::Active
+                || !o.class.is_reliable()
+                || (o.held && !ordered)
+                || o.resp.is_active()
+                || o.req.has_due()
+                || o.last_sent + reo > sent
             {
                 continue;
             }
-            o.later_answers = o.later_answers.saturating_add(1);
-            if o.later_answers >= FAST_RETRANSMIT_THRESHOLD && now - o.last_sent >= guard {
-                o.later_answers = 0;
-                o.retransmitted = true;
+            if !o.suspect {
+                o.suspect = true;
                 due |= 1 << j;
             }
         }
         while due != 0 {
             let j = due.trailing_zeros() as u8;
             due &= due - 1;
+            self.arm_rpc_timer(idx, j, now + reo);
+        }
+    }
+
+    /// The server's reorder buffer holds a later request and waits for order sequence
+    /// `expect`: after [`ORDER_GAP_THRESHOLD`] such acks (a dup-ack count, tolerating
+    /// reordering) the RPC with that sequence is re-sent, at most once per `srtt / 2`.
+    fn note_order_gap(&mut self, now: Instant, idx: u32, expect: u16) {
+        let s = &mut self.sessions[idx as usize];
+        let guard = s.srtt / 2;
+        let mut mask = s.active_mask;
+        let mut due: u64 = 0;
+        while mask != 0 {
+            let j = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            let Some(o) = s.client_slots.get_mut(j) else {
+                continue;
+            };
+            if o.state == ClientRpc::Active
+                && o.class == TransportClass::ReliableOrdered
+                && o.order_seq == expect
+                && !o.req_complete
+            {
+                o.later_answers = o.later_answers.saturating_add(1);
+                if o.later_answers >= ORDER_GAP_THRESHOLD && now - o.last_sent >= guard {
+                    o.later_answers = 0;
+                    due |= 1 << j;
+                }
+                break;
+            }
+        }
+        self.fast_retransmit(now, idx, due);
+    }
+
+    fn fast_retransmit(&mut self, now: Instant, idx: u32, mut due: u64) {
+        while due != 0 {
+            let j = due.trailing_zeros() as u8;
+            due &= due - 1;
             self.stats.fast_retransmits += 1;
+            self.sessions[idx as usize].client_slots[usize::from(j)].retransmitted = true;
             self.retransmit(now, idx, j);
         }
     }
 
     /// Ends an RPC with `result`: the answer is queued as an event, the slot freed once
     /// the event is consumed.
-    pub(crate) fn finish(&mut self, now: Instant, idx: u32, slot: u8, result: Result<(), RpcError>) {
+    pub(crate) fn finish(
+        &mut self,
+        now: Instant,
+        idx: u32,
+        slot: u8,
+        result: Result<(), RpcError>,
+    ) {
         let s = &mut self.sessions[idx as usize];
         let id = s.id;
         let c = &mut s.client_slots[usize::from(slot)];
@@ -426,12 +513,15 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         }
         c.state = ClientRpc::Done;
         let rpc = c.rpc_id;
-        let issue = c.issue_seq;
+        let sent = c.last_sent;
+        let was_retransmitted = c.retransmitted;
         let ordered = c.class == TransportClass::ReliableOrdered;
         s.active_mask &= !(1 << slot);
         let ok = result.is_ok();
-        if ok && !c.retransmitted {
-            let sample = now - c.first_sent;
+        // Karn: no sample from a retransmitted RPC. The time the request spent in the
+        // server (reorder wait, handler) is not network round trip: subtract it.
+        if ok && c.class.is_reliable() && !c.retransmitted {
+            let sample = (now - c.first_sent).saturating_sub(c.server_ns).max(1);
             if s.srtt == 0 {
                 s.srtt = sample;
                 s.rttvar = sample / 2;
@@ -458,8 +548,11 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             slot,
             rpc,
         });
-        if ok || matches!(c.result, Err(RpcError::Remote { .. })) {
-            self.note_later_answer(now, idx, issue);
+        // Only answers to never-retransmitted RPCs are loss signals: a duplicate is
+        // answered from the server's cache, skipping its queue, so it says nothing
+        // about requests queued before it.
+        if !was_retransmitted && (ok || matches!(c.result, Err(RpcError::Remote { .. }))) {
+            self.note_later_answer(now, idx, sent, ordered);
         }
         if ordered && timed_out {
             // The server may wait forever for this one: give up on the session's other

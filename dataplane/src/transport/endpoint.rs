@@ -10,16 +10,15 @@ use std::collections::VecDeque;
 use std::hash::Hash;
 
 use super::fragments::{MsgReceiver, MsgSender};
-use super::session::{
-    ClientRpc, Role, ServerRpc, SessState, Session, SessionId, TagSource,
-};
+use super::session::{ClientRpc, Role, ServerRpc, SessState, Session, SessionId, TagSource};
 use super::{
     CallError, ClassTable, CloseReason, ConfigError, ConnectError, Event, Instant, RequestRef,
     RpcError, RpcId, RxDrop, TimerWheel, TransportClass, TransportConfig, TransportStats,
     UnknownSession,
 };
 use crate::wire::rpc::{
-    PacketType, RpcHeader, RpcHeaderRepr, FLAG_ACK_REQ, FLAG_COMPLETE, FLAG_RESYNC, HEADER_LEN,
+    PacketType, RpcHeader, RpcHeaderRepr, FLAG_ACK_REQ, FLAG_COMPLETE, FLAG_HELD, FLAG_RESYNC,
+    HEADER_LEN,
 };
 
 /// What a timer stands for.
@@ -34,17 +33,41 @@ pub(crate) enum Timer {
         slot: u8,
         rpc: u32,
     },
+    /// A delayed selective ack (of a request by the server, of a response by the client).
+    Sack {
+        idx: u32,
+        id: SessionId,
+        slot: u8,
+        rpc: u32,
+        trigger: u16,
+    },
 }
 
 /// One pending transmission. Data items point at state (and re-check it when polled);
 /// control items are bounded by `max_tx_control`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum TxItem<A> {
-    ClientReq { idx: u32, id: SessionId, slot: u8 },
-    ServerResp { idx: u32, id: SessionId, slot: u8 },
-    Unrel { buf: u32 },
-    Connect { idx: u32, id: SessionId },
-    ConnectAck { idx: u32, id: SessionId },
+    ClientReq {
+        idx: u32,
+        id: SessionId,
+        slot: u8,
+    },
+    ServerResp {
+        idx: u32,
+        id: SessionId,
+        slot: u8,
+    },
+    Unrel {
+        buf: u32,
+    },
+    Connect {
+        idx: u32,
+        id: SessionId,
+    },
+    ConnectAck {
+        idx: u32,
+        id: SessionId,
+    },
     ReqAck {
         idx: u32,
         id: SessionId,
@@ -61,7 +84,10 @@ pub(crate) enum TxItem<A> {
         trigger: u16,
         flags: u8,
     },
-    Header { peer: A, hdr: RpcHeaderRepr },
+    Header {
+        peer: A,
+        hdr: RpcHeaderRepr,
+    },
 }
 
 impl<A> TxItem<A> {
@@ -110,9 +136,20 @@ pub(crate) enum EventDesc<A> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Release {
     None,
-    ClientSlot { idx: u32, id: SessionId, slot: u8 },
-    ServerReq { idx: u32, id: SessionId, slot: u8, rpc: u32 },
-    Unrel { buf: u32 },
+    ClientSlot {
+        idx: u32,
+        id: SessionId,
+        slot: u8,
+    },
+    ServerReq {
+        idx: u32,
+        id: SessionId,
+        slot: u8,
+        rpc: u32,
+    },
+    Unrel {
+        buf: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,9 +382,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 PacketType::Request => self.server_on_request(now, peer, &h),
                 PacketType::ResponseAck => self.server_on_response_ack(now, peer, &h),
                 PacketType::Connect => self.server_on_connect(now, peer, &h),
-                PacketType::Response | PacketType::Error => {
-                    self.client_on_response(now, peer, &h)
-                }
+                PacketType::Response | PacketType::Error => self.client_on_response(now, peer, &h),
                 PacketType::RequestAck => self.client_on_request_ack(now, peer, &h),
                 PacketType::ConnectAck => self.on_connect_ack(now, peer, &h),
                 PacketType::Close => self.on_close(peer, &h),
@@ -376,6 +411,13 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             match t {
                 Timer::Session { idx, id } => self.on_session_timer(now, idx, id),
                 Timer::Rpc { idx, id, slot, rpc } => self.on_rpc_timer(now, idx, id, slot, rpc),
+                Timer::Sack {
+                    idx,
+                    id,
+                    slot,
+                    rpc,
+                    trigger,
+                } => self.on_sack_timer(idx, id, slot, rpc, trigger),
             }
         }
         self.expired = expired;
@@ -410,9 +452,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             let desc = self.events.pop_front()?;
             match desc {
                 EventDesc::Connected(session) => return Some(Event::Connected { session }),
-                EventDesc::ConnectFailed(session) => {
-                    return Some(Event::ConnectFailed { session })
-                }
+                EventDesc::ConnectFailed(session) => return Some(Event::ConnectFailed { session }),
                 EventDesc::Closed(session, reason) => {
                     return Some(Event::SessionClosed { session, reason })
                 }
@@ -445,10 +485,9 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                             slot,
                             rpc: req.rpc.0,
                         };
-                        let payload = &self.sessions[idx as usize].server_slots
-                            [usize::from(slot)]
-                        .req
-                        .buf;
+                        let payload = &self.sessions[idx as usize].server_slots[usize::from(slot)]
+                            .req
+                            .buf;
                         return Some(Event::Request { req, peer, payload });
                     }
                     ReqSrc::Unrel { buf } => {
@@ -469,9 +508,9 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 } => {
                     let live = self.sessions.get(idx as usize).is_some_and(|s| {
                         s.id == session
-                            && s.client_slots.get(usize::from(slot)).is_some_and(|c| {
-                                c.rpc_id == rpc && c.state == ClientRpc::Done
-                            })
+                            && s.client_slots
+                                .get(usize::from(slot))
+                                .is_some_and(|c| c.rpc_id == rpc && c.state == ClientRpc::Done)
                     });
                     if !live {
                         return Some(Event::Response {
@@ -583,6 +622,82 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             x.resp.queued = true;
             self.tx.push_back(TxItem::ServerResp { idx, id, slot });
         }
+    }
+
+    /// Sends a selective ack for `trigger` after the reorder window (now if it is 0).
+    pub(crate) fn schedule_sack(
+        &mut self,
+        now: Instant,
+        idx: u32,
+        slot: u8,
+        rpc: u32,
+        trigger: u16,
+    ) {
+        let id = self.sessions[idx as usize].id;
+        if self.cfg.sack_delay_ns == 0 {
+            self.on_sack_timer(idx, id, slot, rpc, trigger);
+            return;
+        }
+        self.timers.insert(
+            now + self.cfg.sack_delay_ns,
+            Timer::Sack {
+                idx,
+                id,
+                slot,
+                rpc,
+                trigger,
+            },
+        );
+    }
+
+    fn on_sack_timer(&mut self, idx: u32, id: SessionId, slot: u8, rpc: u32, trigger: u16) {
+        let Some(s) = self.sessions.get(idx as usize) else {
+            return;
+        };
+        if s.id != id {
+            return;
+        }
+        let item = match s.role {
+            Role::Server => match s.server_slots.get(usize::from(slot)) {
+                Some(x) if x.rpc_id == rpc && x.state == ServerRpc::Receiving => TxItem::ReqAck {
+                    idx,
+                    id,
+                    slot,
+                    rpc,
+                    trigger,
+                    flags: 0,
+                },
+                // Still waiting in the reorder buffer: a held-ack naming the gap.
+                Some(x) if x.rpc_id == rpc && x.state == ServerRpc::Held => TxItem::ReqAck {
+                    idx,
+                    id,
+                    slot,
+                    rpc,
+                    trigger,
+                    flags: FLAG_COMPLETE | FLAG_HELD,
+                },
+                _ => return,
+            },
+            Role::Client => match s.client_slots.get(usize::from(slot)) {
+                Some(c)
+                    if c.rpc_id == rpc
+                        && c.state == ClientRpc::Active
+                        && c.resp.is_active()
+                        && !c.resp.is_complete() =>
+                {
+                    TxItem::RespAck {
+                        idx,
+                        id,
+                        slot,
+                        rpc,
+                        trigger,
+                        flags: 0,
+                    }
+                }
+                _ => return,
+            },
+        };
+        self.push_tx(item);
     }
 
     /// Finds the live session `id` from `peer` with `role`.
@@ -719,7 +834,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             (Role::Server, SessState::Open) => {
                 let due = s.last_activity + self.cfg.idle_timeout_ns;
                 if now >= due {
-                    self.events.push_back(EventDesc::Closed(id, CloseReason::Idle));
+                    self.events
+                        .push_back(EventDesc::Closed(id, CloseReason::Idle));
                     self.free_session(idx);
                     self.stats.sessions_idle_closed += 1;
                 } else {
@@ -765,7 +881,12 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     }
 
     /// `ConnectAck` server → client accepts a session; client → server confirms it.
-    fn on_connect_ack(&mut self, now: Instant, peer: A, h: &RpcHeader<&[u8]>) -> Result<(), RxDrop> {
+    fn on_connect_ack(
+        &mut self,
+        now: Instant,
+        peer: A,
+        h: &RpcHeader<&[u8]>,
+    ) -> Result<(), RxDrop> {
         let sid = SessionId(h.session());
         let idx = sid.index();
         let s = self.sessions.get(idx).ok_or(RxDrop::UnknownSession)?;
@@ -848,9 +969,11 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 if last && x.resp.count > 1 {
                     hdr.flags |= FLAG_ACK_REQ;
                 }
-                if x.resp_type == PacketType::Error {
-                    hdr.aux = x.error_code;
-                }
+                hdr.aux = if x.resp_type == PacketType::Error {
+                    x.error_code
+                } else {
+                    ((now - x.completed_at) / 1_000).min(u64::from(u16::MAX)) as u16
+                };
                 hdr.service = x.service;
                 hdr.method = x.method;
                 hdr.frag_index = i;
@@ -929,7 +1052,12 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 hdr.rpc_id = rpc;
                 hdr.service = x.service;
                 hdr.method = x.method;
-                hdr.aux = trigger;
+                hdr.aux = if flags & FLAG_HELD != 0 {
+                    // What the reorder buffer waits for: the client's dup-ack signal.
+                    s.expect_order_seq
+                } else {
+                    trigger
+                };
                 hdr.flags = flags;
                 let peer = s.peer?;
                 if flags & FLAG_COMPLETE != 0 || x.state != ServerRpc::Receiving {
@@ -1082,4 +1210,3 @@ fn write_packet(out: &mut [u8], hdr: &RpcHeaderRepr, payload: &[u8]) -> Option<u
     out.get_mut(HEADER_LEN..end)?.copy_from_slice(payload);
     Some(end)
 }
-

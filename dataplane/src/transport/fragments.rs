@@ -273,6 +273,17 @@ impl MsgSender {
         n
     }
 
+    /// Makes only the last unacknowledged fragment due: a probe whose ack (it ends the
+    /// round, so it asks for one) tells exactly which fragments are missing. Returns
+    /// how many became due (0 or 1).
+    pub fn requeue_probe(&mut self) -> u16 {
+        let Some(last) = (0..self.count).rev().find(|&i| !self.acked.contains(i)) else {
+            return 0;
+        };
+        self.cursor = 0;
+        u16::from(self.to_send.insert(last))
+    }
+
     /// Makes up to `burst` unacknowledged fragments due (lowest first); the last
     /// unacknowledged fragment is always among them so the round ends with an ack
     /// request. Returns how many became due.

@@ -52,7 +52,7 @@
 //! only the fragments sent before the one that triggered the ack and still missing.
 //! Reassembly memory is bounded per session and globally (drops counted).
 
-// pub mod sim;
+pub mod sim;
 
 mod client;
 mod endpoint;
@@ -385,8 +385,11 @@ pub struct TransportConfig {
     pub event_arena_bytes: usize,
     /// Control packets (acks, handshake, errors) waiting for `poll_transmit`.
     pub max_tx_control: usize,
-    /// Fragments re-sent per RTO or fast retransmit of one message.
+    /// Fragments re-sent per RTO of one message (after an unanswered probe).
     pub retransmit_burst: u16,
+    /// How long a receiver waits before sending a selective ack that reports gaps, so
+    /// that fragments merely reordered by the network are not re-sent (a reorder window).
+    pub sack_delay_ns: u64,
     /// Error replies to packets of unknown sessions, per millisecond.
     pub error_replies_per_ms: u32,
     /// Unreliable responses (and unreliable multi-fragment requests) in flight.
@@ -420,6 +423,7 @@ impl Default for TransportConfig {
             event_arena_bytes: 256 << 10,
             max_tx_control: 4096,
             retransmit_burst: 64,
+            sack_delay_ns: 5_000,
             error_replies_per_ms: 64,
             max_unreliable_buffers: 256,
             timer_tick_ns: 4_096,
@@ -570,9 +574,7 @@ impl MalformedCounts {
             HeaderError::ZeroFragmentCount => &mut self.zero_fragment_count,
             HeaderError::FragmentIndexOutOfRange { .. } => &mut self.fragment_index_out_of_range,
             HeaderError::LengthMismatch { .. } => &mut self.length_mismatch,
-            HeaderError::FragmentLongerThanMessage { .. } => {
-                &mut self.fragment_longer_than_message
-            }
+            HeaderError::FragmentLongerThanMessage { .. } => &mut self.fragment_longer_than_message,
             HeaderError::EmptyFragment { .. } => &mut self.empty_fragment,
             HeaderError::LengthLies { .. } => &mut self.length_lies,
         };

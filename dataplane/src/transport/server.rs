@@ -158,7 +158,12 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     }
 
     /// Finds the server session of a packet, establishing an embryonic one.
-    fn server_session(&mut self, now: Instant, peer: A, h: &RpcHeader<&[u8]>) -> Result<u32, RxDrop> {
+    fn server_session(
+        &mut self,
+        now: Instant,
+        peer: A,
+        h: &RpcHeader<&[u8]>,
+    ) -> Result<u32, RxDrop> {
         let idx = self.lookup(h.session(), peer, Role::Server)?;
         if self.sessions[idx as usize].state == SessState::Embryonic {
             self.establish(now, idx);
@@ -309,7 +314,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
 
     fn server_reliable(
         &mut self,
-        _now: Instant,
+        now: Instant,
         idx: u32,
         peer: A,
         class: TransportClass,
@@ -369,12 +374,10 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 ServerRpc::Responded => {
                     self.stats.duplicate_requests += 1;
                     if ack_req {
-                        let burst = if x.resp.count > 1 {
-                            self.cfg.retransmit_burst
-                        } else {
-                            1
-                        };
-                        let n = x.resp.requeue_unacked(burst);
+                        // The client lacks (part of) the response: re-send it if it is
+                        // one packet, else probe with its last unacknowledged fragment
+                        // so the client's selective ack says what is missing.
+                        let n = x.resp.requeue_probe();
                         self.stats.retransmissions += u64::from(n);
                         self.stats.responses_resent += 1;
                         self.queue_server_resp(idx, slot as u8);
@@ -411,26 +414,26 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         x.req
             .accept(h.frag_index(), h.frag_count(), h.msg_len(), h.payload())?;
         if x.req.is_complete() {
-            self.request_complete(idx, slot as u8, peer)
+            self.request_complete(now, idx, slot as u8, peer)
         } else {
             if ack_req {
-                self.push_tx(TxItem::ReqAck {
-                    idx,
-                    id,
-                    slot: slot as u8,
-                    rpc,
-                    trigger: h.frag_index(),
-                    flags: 0,
-                });
+                self.schedule_sack(now, idx, slot as u8, rpc, h.frag_index());
             }
             Ok(())
         }
     }
 
     /// A reliable request is complete: deliver it, or hold it for order.
-    fn request_complete(&mut self, idx: u32, slot: u8, peer: A) -> Result<(), RxDrop> {
+    fn request_complete(
+        &mut self,
+        now: Instant,
+        idx: u32,
+        slot: u8,
+        peer: A,
+    ) -> Result<(), RxDrop> {
         let s = &mut self.sessions[idx as usize];
-        let x = &s.server_slots[usize::from(slot)];
+        let x = &mut s.server_slots[usize::from(slot)];
+        x.completed_at = now;
         if x.class != TransportClass::ReliableOrdered {
             self.deliver(idx, slot, peer);
             return Ok(());
@@ -465,15 +468,10 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             s.server_slots[usize::from(slot)].state = ServerRpc::Held;
             s.held += 1;
             self.stats.reorder_held += 1;
-            let (id, rpc) = (s.id, s.server_slots[usize::from(slot)].rpc_id);
-            self.push_tx(TxItem::ReqAck {
-                idx,
-                id,
-                slot,
-                rpc,
-                trigger: AUX_PROBE,
-                flags: FLAG_COMPLETE | FLAG_HELD,
-            });
+            // Tell the client (it fast-retransmits the missing one), after the reorder
+            // window: if the gap closes meanwhile, there is nothing to say.
+            let rpc = s.server_slots[usize::from(slot)].rpc_id;
+            self.schedule_sack(now, idx, slot, rpc, AUX_PROBE);
             Ok(())
         } else {
             // Behind the sequence (before a resync) or impossibly far ahead.
@@ -570,9 +568,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 self.error_to_client(idx, h, error_code::RESPONSE_LOST);
                 return Ok(());
             }
-            ServerRpc::Acked | ServerRpc::Abandoned | ServerRpc::Free => {
-                return Err(RxDrop::Stale)
-            }
+            ServerRpc::Acked | ServerRpc::Abandoned | ServerRpc::Free => return Err(RxDrop::Stale),
         };
         self.push_tx(TxItem::ReqAck {
             idx,

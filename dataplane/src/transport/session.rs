@@ -91,6 +91,10 @@ pub(crate) struct ClientSlot {
     pub req: MsgSender,
     /// The server has the whole request (an ack said so, or a response fragment came).
     pub req_complete: bool,
+    /// The server said the request waits in its reorder buffer.
+    pub held: bool,
+    /// Time the server says the request spent in it (from the response's `aux`).
+    pub server_ns: u64,
     pub resp: MsgReceiver,
     pub result: Result<(), RpcError>,
     pub retries: u32,
@@ -101,6 +105,9 @@ pub(crate) struct ClientSlot {
     pub deadline: Instant,
     pub timer: Option<TimerHandle>,
     pub later_answers: u8,
+    /// RACK: an answer to a later-sent RPC came first; re-send when the reorder
+    /// window (the RPC timer, shortened) expires without an answer.
+    pub suspect: bool,
 }
 
 impl ClientSlot {
@@ -116,6 +123,8 @@ impl ClientSlot {
             issue_seq: 0,
             req: MsgSender::new(),
             req_complete: false,
+            held: false,
+            server_ns: 0,
             resp: MsgReceiver::new(),
             result: Ok(()),
             retries: 0,
@@ -126,6 +135,7 @@ impl ClientSlot {
             deadline: Instant::ZERO,
             timer: None,
             later_answers: 0,
+            suspect: false,
         }
     }
 }
@@ -165,6 +175,8 @@ pub(crate) struct ServerSlot {
     pub error_code: u16,
     /// Bytes of this slot's response counted in the global cache budget.
     pub cached_bytes: usize,
+    /// When the whole request had arrived (its server time starts here).
+    pub completed_at: Instant,
 }
 
 impl ServerSlot {
@@ -182,6 +194,7 @@ impl ServerSlot {
             resp_type: PacketType::Response,
             error_code: 0,
             cached_bytes: 0,
+            completed_at: Instant::ZERO,
         }
     }
 }

@@ -17,7 +17,7 @@
 //! | 8      | 2    | `method`         | method id within the service |
 //! | 10     | 2    | `frag_index`     | index of this fragment, `< frag_count` |
 //! | 12     | 2    | `frag_count`     | fragments in the message, `≥ 1` |
-//! | 14     | 2    | `aux`            | request of an ordered method: order sequence number (wrapping); ack: index of the fragment that asked for it (`0xffff` = probe, none); error: error code; else 0 |
+//! | 14     | 2    | `aux`            | request of an ordered method: order sequence number (wrapping); response: time the request spent in the server (reorder wait + handler) in µs, saturating, for the client's RTT estimate; request-ack with `HELD`: the order sequence number the server is waiting for; other acks: index of the fragment that asked for it (`0xffff` = probe, none); error: error code; else 0 |
 //! | 16     | 8    | `session`        | the **receiver's** session id (slot index in the low 24 bits, random tag above) |
 //! | 24     | 4    | `rpc_id`         | RPC id, per session, increasing |
 //! | 28     | 4    | `msg_len`        | length of the whole message this fragment belongs to |
