@@ -308,6 +308,14 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             .and_then(|s| s.peer)
     }
 
+    /// The peer's id for a live session (what this side's packets to it carry).
+    pub fn remote_of(&self, session: SessionId) -> Option<SessionId> {
+        self.sessions
+            .get(session.index())
+            .filter(|s| s.id == session && s.state == SessState::Open)
+            .map(|s| SessionId(s.remote))
+    }
+
     /// Free client slots (credits left) of a session; 0 if unknown or not connected.
     pub fn credits(&self, session: SessionId) -> usize {
         match self.sessions.get(session.index()) {

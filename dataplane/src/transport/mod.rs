@@ -53,6 +53,8 @@
 //! Reassembly memory is bounded per session and globally (drops counted).
 
 pub mod sim;
+#[doc(hidden)]
+pub mod fuzzing;
 
 mod client;
 mod endpoint;
