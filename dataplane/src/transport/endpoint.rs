@@ -830,7 +830,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                     self.free_session(idx);
                 } else {
                     let backoff = self.cfg.handshake_timeout_ns << s.attempts.min(16);
-                    self.stats.retransmissions += 1;
+                    self.stats.connect_retries += 1;
                     self.push_tx(TxItem::Connect { idx, id });
                     self.arm_session_timer(idx, now + backoff);
                 }

@@ -526,8 +526,9 @@ pub struct TransportStats {
     pub rpcs_completed: u64,
     pub rpcs_failed: u64,
     pub rpc_timeouts: u64,
-    /// Fragments (requests, responses) sent again, and handshake retries.
+    /// Fragments (requests, responses) and response probes sent again.
     pub retransmissions: u64,
+    pub connect_retries: u64,
     pub fast_retransmits: u64,
     pub unreliable_buffers_exhausted: u64,
     pub unreliable_reassembly_evicted: u64,
