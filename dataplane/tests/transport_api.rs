@@ -63,8 +63,12 @@ fn round_trip_and_error_answers() {
     let mut r = responses(&mut p);
     r.sort_by_key(|x| format!("{x:?}"));
     assert!(r.contains(&Ok(b"ping-pong".to_vec())));
-    assert!(r.contains(&Err(RpcError::Remote { code: error_code::UNKNOWN_METHOD })));
-    assert!(r.contains(&Err(RpcError::Remote { code: error_code::CLASS_MISMATCH })));
+    assert!(r.contains(&Err(RpcError::Remote {
+        code: error_code::UNKNOWN_METHOD
+    })));
+    assert!(r.contains(&Err(RpcError::Remote {
+        code: error_code::CLASS_MISMATCH
+    })));
     assert_eq!(p.server.stats().rx_unknown_method, 1);
 }
 
@@ -74,7 +78,10 @@ fn window_limits_outstanding_calls() {
     let s = p.session;
     p.client.call(p.now, s, 1, 1, REL, b"a").unwrap();
     p.client.call(p.now, s, 1, 1, REL, b"b").unwrap();
-    assert_eq!(p.client.call(p.now, s, 1, 1, REL, b"c"), Err(CallError::WindowFull));
+    assert_eq!(
+        p.client.call(p.now, s, 1, 1, REL, b"c"),
+        Err(CallError::WindowFull)
+    );
     p.pump();
     serve(&mut p, |b| b.to_vec());
     assert_eq!(responses(&mut p).len(), 2);
@@ -111,8 +118,14 @@ fn forged_and_misdirected_packets_are_dropped() {
     // Right id, wrong source.
     h.session = real.0;
     h.emit(&mut pkt).unwrap();
-    assert_eq!(p.server.handle_packet(p.now, 77, &pkt), Err(RxDrop::WrongPeer));
-    assert!(p.server.poll_event().is_none(), "nothing reached the handler");
+    assert_eq!(
+        p.server.handle_packet(p.now, 77, &pkt),
+        Err(RxDrop::WrongPeer)
+    );
+    assert!(
+        p.server.poll_event().is_none(),
+        "nothing reached the handler"
+    );
     // Malformed headers are counted by reason.
     assert_eq!(
         p.server.handle_packet(p.now, LOOPBACK_CLIENT, &pkt[..10]),
@@ -124,7 +137,10 @@ fn forged_and_misdirected_packets_are_dropped() {
         Err(RxDrop::Malformed(HeaderError::BadMagic(_)))
     ));
     let st = p.server.stats();
-    assert_eq!((st.rx_malformed.truncated, st.rx_malformed.bad_magic), (1, 1));
+    assert_eq!(
+        (st.rx_malformed.truncated, st.rx_malformed.bad_magic),
+        (1, 1)
+    );
     assert_eq!((st.rx_unknown_session, st.rx_wrong_peer), (1, 1));
 }
 
@@ -136,12 +152,20 @@ fn duplicates_are_answered_from_the_cache_not_re_executed() {
     p.client.call(p.now, s, 1, 1, REL, b"once").unwrap();
     let (_, len) = p.client.poll_transmit(p.now, &mut out).unwrap();
     let req = out[..len].to_vec();
-    p.server.handle_packet(p.now, LOOPBACK_CLIENT, &req).unwrap();
+    p.server
+        .handle_packet(p.now, LOOPBACK_CLIENT, &req)
+        .unwrap();
     assert_eq!(serve(&mut p, |_| b"done".to_vec()), 1);
     let _ = responses(&mut p);
     // The same request again (a duplicate on the wire).
-    p.server.handle_packet(p.now, LOOPBACK_CLIENT, &req).unwrap();
-    assert_eq!(serve(&mut p, |_| b"again".to_vec()), 0, "not executed twice");
+    p.server
+        .handle_packet(p.now, LOOPBACK_CLIENT, &req)
+        .unwrap();
+    assert_eq!(
+        serve(&mut p, |_| b"again".to_vec()),
+        0,
+        "not executed twice"
+    );
     assert_eq!(p.server.stats().responses_resent, 1);
     // Responding twice to one request is refused.
     let mut reqs = Vec::new();
@@ -153,7 +177,10 @@ fn duplicates_are_answered_from_the_cache_not_re_executed() {
         }
     }
     p.server.respond(p.now, reqs[0], b"1").unwrap();
-    assert_eq!(p.server.respond(p.now, reqs[0], b"2"), Err(RespondError::UnknownRequest));
+    assert_eq!(
+        p.server.respond(p.now, reqs[0], b"2"),
+        Err(RespondError::UnknownRequest)
+    );
 }
 
 #[test]
@@ -166,7 +193,11 @@ fn multi_fragment_response_cache_is_freed_once_acked() {
     let r = responses(&mut p);
     assert_eq!(r, vec![Ok(vec![8; 10_000])]);
     p.pump();
-    assert_eq!(p.server.buffered_bytes(), (0, 0), "cache and reassembly released");
+    assert_eq!(
+        p.server.buffered_bytes(),
+        (0, 0),
+        "cache and reassembly released"
+    );
     assert_eq!(p.client.buffered_bytes(), (0, 0));
     assert_eq!(p.server.stats().response_cache_freed, 1);
 }
@@ -231,8 +262,12 @@ fn unreliable_keeps_no_server_state_and_times_out() {
         .unwrap();
     let (_, len) = p.client.poll_transmit(p.now, &mut out).unwrap();
     // Delivered twice: executed twice (no per-RPC server state).
-    p.server.handle_packet(p.now, LOOPBACK_CLIENT, &out[..len]).unwrap();
-    p.server.handle_packet(p.now, LOOPBACK_CLIENT, &out[..len]).unwrap();
+    p.server
+        .handle_packet(p.now, LOOPBACK_CLIENT, &out[..len])
+        .unwrap();
+    p.server
+        .handle_packet(p.now, LOOPBACK_CLIENT, &out[..len])
+        .unwrap();
     let mut n = 0;
     while let Some(ev) = p.server.poll_event() {
         n += usize::from(matches!(ev, Event::Request { .. }));

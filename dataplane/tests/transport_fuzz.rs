@@ -21,8 +21,11 @@ fn plausible(rng: &mut Pcg64) -> Vec<u8> {
     ];
     let mut r = RpcHeaderRepr::new(types[rng.gen_range(0..types.len())]);
     r.flags = rng.gen_range(0..16);
-    r.class = [WireClass::Unreliable, WireClass::Reliable, WireClass::ReliableOrdered]
-        [rng.gen_range(0..3)];
+    r.class = [
+        WireClass::Unreliable,
+        WireClass::Reliable,
+        WireClass::ReliableOrdered,
+    ][rng.gen_range(0..3)];
     r.credits = rng.gen_range(0..10);
     r.service = rng.gen_range(0..3);
     r.method = rng.gen_range(0..4);
@@ -30,7 +33,11 @@ fn plausible(rng: &mut Pcg64) -> Vec<u8> {
     r.frag_index = rng.gen_range(0..r.frag_count);
     r.aux = rng.gen_range(0..40);
     r.rpc_id = rng.gen_range(0..40);
-    let payload_len = if r.frag_count == 1 { rng.gen_range(0..200) } else { rng.gen_range(1..1500) };
+    let payload_len = if r.frag_count == 1 {
+        rng.gen_range(0..200)
+    } else {
+        rng.gen_range(1..1500)
+    };
     r.msg_len = if r.frag_count == 1 {
         payload_len as u32
     } else {

@@ -28,7 +28,7 @@ proptest! {
         delay_ns in 1_000u64..100_000,
         jitter_ns in 0u64..20_000,
         msg_size in prop_oneof![Just(16usize), Just(1000), Just(5000), Just(20_000)],
-        window in 1u8..=64,
+        window_log2 in 0u32..=6,
         seed in any::<u64>(),
     ) {
         let mut cfg = SimConfig {
@@ -39,7 +39,7 @@ proptest! {
             seed,
             ..SimConfig::default()
         };
-        cfg.transport.window = window;
+        cfg.transport.window = 1 << window_log2;
         let r = run(&cfg).unwrap();
         prop_assert!(!r.hung, "hung: {:?}", r);
         prop_assert_eq!(r.completed + r.failed, r.sent);

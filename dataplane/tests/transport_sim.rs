@@ -48,7 +48,10 @@ fn reliable_is_exactly_once_under_loss_reorder_and_duplication() {
         let r = sim(TransportClass::Reliable, harsh(), 2000, 64, seed);
         assert_exactly_once(&r);
         assert!(r.retransmissions > 0, "10% loss must need retransmissions");
-        assert!(r.link_client_to_server.duplicated > 0, "the link duplicated");
+        assert!(
+            r.link_client_to_server.duplicated > 0,
+            "the link duplicated"
+        );
         assert!(r.link_client_to_server.reordered > 0, "the link reordered");
     }
 }
@@ -59,7 +62,10 @@ fn reliable_ordered_reaches_the_handler_in_issue_order() {
         let r = sim(TransportClass::ReliableOrdered, harsh(), 2000, 64, seed);
         assert_exactly_once(&r);
         assert_eq!(r.out_of_order_deliveries, 0, "{r:#?}");
-        assert!(r.server.reorder_held > 0, "the reorder buffer was exercised");
+        assert!(
+            r.server.reorder_held > 0,
+            "the reorder buffer was exercised"
+        );
     }
 }
 
@@ -112,7 +118,10 @@ fn ordered_goodput_at_one_percent_loss_is_at_least_80_percent() {
     assert_exactly_once(&lost);
     let ratio = lost.goodput_rps / clean.goodput_rps;
     assert!(ratio >= 0.8, "goodput ratio {ratio:.3}");
-    assert_eq!(clean.retransmissions, 0, "no spurious retransmission without loss");
+    assert_eq!(
+        clean.retransmissions, 0,
+        "no spurious retransmission without loss"
+    );
 }
 
 #[test]

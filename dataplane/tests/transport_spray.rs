@@ -8,9 +8,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use dataplane::transport::{
-    ClassTable, Endpoint, Event, Instant, TransportClass, TransportConfig,
-};
+use dataplane::transport::{ClassTable, Endpoint, Event, Instant, TransportClass, TransportConfig};
 use dataplane::wire::rpc::{PacketType, RpcHeaderRepr, WireClass, HEADER_LEN};
 use rand::{Rng, SeedableRng};
 
@@ -60,7 +58,13 @@ fn pump(c: &mut Endpoint<u32>, s: &mut Endpoint<u32>, now: Instant, buf: &mut [u
 }
 
 /// One round trip on the legitimate session.
-fn round_trip(c: &mut Endpoint<u32>, s: &mut Endpoint<u32>, sid: dataplane::transport::SessionId, now: Instant, buf: &mut [u8]) {
+fn round_trip(
+    c: &mut Endpoint<u32>,
+    s: &mut Endpoint<u32>,
+    sid: dataplane::transport::SessionId,
+    now: Instant,
+    buf: &mut [u8],
+) {
     let rpc = c
         .call(now, sid, 1, 1, TransportClass::Reliable, b"still there?")
         .expect("legit session accepts calls");
@@ -115,7 +119,7 @@ fn a_million_forged_sessions_keep_memory_bounded() {
     let mut pkt = vec![0u8; HEADER_LEN + 16];
     let mut spray = |server: &mut Endpoint<u32>, now: &mut Instant, i: u64| {
         *now = *now + 1_000;
-        let (peer, ty) = if i % 2 == 0 {
+        let (peer, ty) = if i.is_multiple_of(2) {
             (1000 + (i as u32), PacketType::Connect)
         } else {
             let types = [
@@ -140,10 +144,18 @@ fn a_million_forged_sessions_keep_memory_bounded() {
         h.rpc_id = rng.gen();
         h.msg_len = if ty == PacketType::Connect { 0 } else { 16 };
         h.emit(&mut pkt).unwrap();
-        let _ = server.handle_packet(*now, peer, if ty == PacketType::Connect { &pkt[..HEADER_LEN] } else { &pkt });
+        let _ = server.handle_packet(
+            *now,
+            peer,
+            if ty == PacketType::Connect {
+                &pkt[..HEADER_LEN]
+            } else {
+                &pkt
+            },
+        );
         // The engine drains what the server queues (ConnectAcks, error replies).
         while server.poll_transmit(*now, &mut buf).is_some() {}
-        if i % 1024 == 0 {
+        if i.is_multiple_of(1024) {
             server.handle_timeout(*now);
         }
     };
@@ -158,7 +170,10 @@ fn a_million_forged_sessions_keep_memory_bounded() {
         spray(&mut server, &mut now, i);
         if i % 100_000 == 0 {
             let grown = LIVE.load(Ordering::Relaxed) - baseline;
-            assert!(grown < 256 << 10, "heap grew {grown} bytes after {i} forged packets");
+            assert!(
+                grown < 256 << 10,
+                "heap grew {grown} bytes after {i} forged packets"
+            );
         }
     }
     let grown = LIVE.load(Ordering::Relaxed) - baseline;
@@ -167,9 +182,15 @@ fn a_million_forged_sessions_keep_memory_bounded() {
     assert!(server.session_count() <= cfg.max_sessions);
     assert!(server.embryonic_count() <= cfg.max_embryonic);
     let st = server.stats();
-    assert!(st.embryonic_evicted + st.embryonic_expired >= 400_000, "{st:#?}");
+    assert!(
+        st.embryonic_evicted + st.embryonic_expired >= 400_000,
+        "{st:#?}"
+    );
     assert!(st.rx_unknown_session >= 490_000, "{st:#?}");
-    assert!(st.error_replies_suppressed > 0, "error replies are rate limited");
+    assert!(
+        st.error_replies_suppressed > 0,
+        "error replies are rate limited"
+    );
     assert_eq!(st.rx_malformed.total(), 0, "the spray is well-formed");
     assert_eq!(st.sessions_closed, 0, "no forged Close closed anything");
 

@@ -48,7 +48,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         let mut chosen = None;
         for k in 0..w {
             let r = s.next_rpc.wrapping_add(k);
-            let slot = (r % w) as usize;
+            let slot = (r & (w - 1)) as usize;
             if s.client_slots[slot].state == ClientRpc::Free {
                 chosen = Some((r, slot));
                 break;
@@ -95,11 +95,11 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         c.retries = 0;
         c.rto = rto;
         c.first_sent = now;
-        c.last_sent = now;
         c.retransmitted = false;
         c.deadline = deadline;
         c.later_answers = 0;
         c.suspect = false;
+        s.sent_touch(slot as u8, now);
         let first = if class.is_reliable() {
             (now + rto).min(deadline)
         } else {
@@ -140,7 +140,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             return Err(RxDrop::Unexpected);
         }
         s.remote = remote;
-        s.window = s.window.min(h.credits());
+        // Windows are powers of two (slot = rpc id & (window - 1)).
+        s.window = pow2_floor(s.window.min(h.credits()));
         s.state = SessState::Open;
         s.last_activity = now;
         let id = s.id;
@@ -175,7 +176,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         }
         s.last_activity = now;
         let rpc = h.rpc_id();
-        let slot = (rpc % u32::from(s.window)) as usize;
+        let slot = (rpc & (u32::from(s.window) - 1)) as usize;
         let c = &mut s.client_slots[slot];
         if c.state != ClientRpc::Active || c.rpc_id != rpc {
             return Err(RxDrop::Stale);
@@ -250,7 +251,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         };
         let s = &self.sessions[idx];
         let rpc = h.rpc_id();
-        let slot = (rpc % u32::from(s.window)) as usize;
+        let slot = (rpc & (u32::from(s.window) - 1)) as usize;
         let c = &s.client_slots[slot];
         if c.state != ClientRpc::Active || c.rpc_id != rpc {
             return Err(RxDrop::Stale);
@@ -277,7 +278,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         }
         s.last_activity = now;
         let rpc = h.rpc_id();
-        let slot = (rpc % u32::from(s.window)) as usize;
+        let slot = (rpc & (u32::from(s.window) - 1)) as usize;
         let c = &mut s.client_slots[slot];
         if c.state != ClientRpc::Active || c.rpc_id != rpc {
             return Err(RxDrop::Stale);
@@ -390,8 +391,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         let burst = self.cfg.retransmit_burst;
         let s = &mut self.sessions[idx as usize];
         let id = s.id;
+        s.sent_touch(slot, now);
         let c = &mut s.client_slots[usize::from(slot)];
-        c.last_sent = now;
         if !c.req_complete {
             // One fragment: re-send it. Several: re-send the last unacknowledged one as a
             // probe whose selective ack says what is missing; after an unanswered
@@ -427,27 +428,25 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     fn note_later_answer(&mut self, now: Instant, idx: u32, sent: Instant, ordered: bool) {
         let s = &mut self.sessions[idx as usize];
         let reo = (s.srtt / 4).max(1_000);
-        let mut mask = s.active_mask;
         let mut due: u64 = 0;
-        while mask != 0 {
-            let j = mask.trailing_zeros() as usize;
-            mask &= mask - 1;
-            let Some(o) = s.client_slots.get_mut(j) else {
-                continue;
-            };
-            if o.state != ClientRpc::Active
-                || !o.class.is_reliable()
-                || (o.held && !ordered)
-                || o.resp.is_active()
-                || o.req.has_due()
-                || o.last_sent + reo > sent
-            {
-                continue;
+        // The list is ordered by last send: stop at the first RPC sent too recently.
+        let mut j = s.sent_head;
+        while let Some(o) = s.client_slots.get_mut(usize::from(j)) {
+            if o.last_sent + reo > sent {
+                break;
             }
-            if !o.suspect {
+            let next = o.sent_next;
+            if o.state == ClientRpc::Active
+                && o.class.is_reliable()
+                && (!o.held || ordered)
+                && !o.resp.is_active()
+                && !o.req.has_due()
+                && !o.suspect
+            {
                 o.suspect = true;
                 due |= 1 << j;
             }
+            j = next;
         }
         while due != 0 {
             let j = due.trailing_zeros() as u8;
@@ -507,6 +506,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     ) {
         let s = &mut self.sessions[idx as usize];
         let id = s.id;
+        s.sent_unlink(slot);
         let c = &mut s.client_slots[usize::from(slot)];
         if let Some(t) = c.timer.take() {
             self.timers.cancel(t);
@@ -580,10 +580,13 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         let id = s.id;
         let mut mask = s.active_mask;
         s.active_mask = 0;
+        s.sent_head = super::session::NIL_SLOT;
+        s.sent_tail = super::session::NIL_SLOT;
         while mask != 0 {
             let j = mask.trailing_zeros() as usize;
             mask &= mask - 1;
             let c = &mut s.client_slots[j];
+            c.in_sent_list = false;
             if c.state != ClientRpc::Active {
                 continue;
             }
@@ -599,6 +602,11 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             });
         }
     }
+}
+
+/// The largest power of two `<= w` (w ≥ 1).
+pub(crate) fn pow2_floor(w: u8) -> u8 {
+    1 << (7 - w.max(1).leading_zeros())
 }
 
 /// Current retransmission timeout of a session (RFC 6298 style).

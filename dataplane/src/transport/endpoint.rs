@@ -192,6 +192,7 @@ pub struct Endpoint<A> {
     pub(crate) arena: Vec<u8>,
     pub(crate) release: Release,
     pub(crate) unrel: Vec<UnrelBuf<A>>,
+    pub(crate) unrel_free: Vec<u32>,
     pub(crate) reasm_bytes: usize,
     pub(crate) cache_bytes: usize,
     pub(crate) error_tokens: u32,
@@ -234,6 +235,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             arena: Vec::with_capacity(config.event_arena_bytes),
             release: Release::None,
             unrel: Vec::new(),
+            unrel_free: Vec::new(),
             reasm_bytes: 0,
             cache_bytes: 0,
             error_tokens: config.error_replies_per_ms,
@@ -953,10 +955,11 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 hdr.session = remote;
                 hdr.rpc_id = c.rpc_id;
                 hdr.msg_len = c.req.len() as u32;
-                c.last_sent = now;
                 let len = write_packet(out, &hdr, c.req.fragment(i))?;
-                if c.req.has_due() {
-                    c.req.queued = true;
+                let more = c.req.has_due();
+                c.req.queued = more;
+                s.sent_touch(slot, now);
+                if more {
                     self.tx.push_back(item);
                 }
                 Some((peer, len))
@@ -1107,7 +1110,6 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 if c.state != ClientRpc::Active {
                     return None;
                 }
-                c.last_sent = now;
                 let n = if c.resp.is_active() {
                     c.resp.write_bitmap(&mut out[HEADER_LEN..HEADER_LEN + mtu])
                 } else {
@@ -1115,6 +1117,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 };
                 hdr.msg_len = n as u32;
                 hdr.emit(out).ok()?;
+                s.sent_touch(slot, now);
                 Some((peer, HEADER_LEN + n))
             }
             TxItem::Header { peer, hdr } => Some((peer, write_packet(out, &hdr, &[])?)),
@@ -1125,8 +1128,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
 
     /// A free unreliable buffer, growing the pool up to `max_unreliable_buffers`.
     pub(crate) fn alloc_unrel(&mut self) -> Option<u32> {
-        if let Some(i) = self.unrel.iter().position(|u| u.use_ == UnrelUse::Free) {
-            return Some(i as u32);
+        if let Some(i) = self.unrel_free.pop() {
+            return Some(i);
         }
         if self.unrel.len() < self.cfg.max_unreliable_buffers {
             self.unrel.push(UnrelBuf {
@@ -1145,6 +1148,10 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
 
     pub(crate) fn free_unrel(&mut self, buf: u32) {
         if let Some(u) = self.unrel.get_mut(buf as usize) {
+            if u.use_ == UnrelUse::Free {
+                return;
+            }
+            self.unrel_free.push(buf);
             self.reasm_bytes -= u.recv.charged.min(self.reasm_bytes);
             u.use_ = UnrelUse::Free;
             u.peer = None;

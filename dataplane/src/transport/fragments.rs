@@ -168,7 +168,11 @@ impl MsgSender {
         self.buf.clear();
         self.buf.extend_from_slice(payload);
         self.chunk = chunk.max(1);
-        self.count = payload.len().div_ceil(self.chunk).max(1) as u16;
+        self.count = if payload.len() <= self.chunk {
+            1
+        } else {
+            payload.len().div_ceil(self.chunk) as u16
+        };
         self.acked.reset(self.count);
         self.to_send.reset(self.count);
         self.to_send.fill();
@@ -399,7 +403,7 @@ impl MsgReceiver {
             plen
         } else {
             let rest = len64 - plen;
-            if rest % others != 0 {
+            if !rest.is_multiple_of(others) {
                 return Err(RxDrop::BadFragment);
             }
             rest / others

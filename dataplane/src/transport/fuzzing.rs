@@ -58,8 +58,12 @@ pub fn check_rx(data: &[u8]) -> (TransportStats, TransportStats) {
     };
     let sid = p.session;
     // Some state to poke at: a multi-fragment reliable request half sent, ordered ones.
-    let _ = p.client.call(p.now, sid, 1, 1, TransportClass::Reliable, &[1; 5000]);
-    let _ = p.client.call(p.now, sid, 1, 2, TransportClass::ReliableOrdered, &[2; 10]);
+    let _ = p
+        .client
+        .call(p.now, sid, 1, 1, TransportClass::Reliable, &[1; 5000]);
+    let _ = p
+        .client
+        .call(p.now, sid, 1, 2, TransportClass::ReliableOrdered, &[2; 10]);
     let mut out = vec![0u8; cfg.max_packet_len()];
     if let Some((_, len)) = p.client.poll_transmit(p.now, &mut out) {
         let _ = p.server.handle_packet(p.now, LOOPBACK_CLIENT, &out[..len]);
@@ -109,6 +113,9 @@ pub fn check_rx(data: &[u8]) -> (TransportStats, TransportStats) {
     p.pump();
     serve(&mut p);
     p.pump(); // releases what the last event borrowed
-    assert_eq!(p.client.credits(sid), if p.client.is_open(sid) { 8 } else { 0 });
+    assert_eq!(
+        p.client.credits(sid),
+        if p.client.is_open(sid) { 8 } else { 0 }
+    );
     (p.client.stats().clone(), p.server.stats().clone())
 }

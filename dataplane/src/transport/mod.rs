@@ -31,7 +31,7 @@
 //! - `Unreliable`: one datagram (or one train of fragments) each way; the server keeps
 //!   no per-RPC state; the client reports [`RpcError::Timeout`] after its deadline.
 //! - `Reliable`: at-most-once execution, exactly one answer. RPC `r` of a session uses
-//!   slot `r % window` on both sides (the window is the credit count: a client has at
+//!   slot `r & (window - 1)` on both sides (the window is the credit count: a client has at
 //!   most `window` RPCs outstanding per session, [`CallError::WindowFull`] otherwise).
 //!   The server's slot remembers the RPC id and caches its response until the client
 //!   acknowledges it (explicitly for multi-fragment responses, implicitly by reusing the
@@ -52,9 +52,9 @@
 //! only the fragments sent before the one that triggered the ack and still missing.
 //! Reassembly memory is bounded per session and globally (drops counted).
 
-pub mod sim;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod sim;
 
 mod client;
 mod endpoint;
@@ -360,7 +360,8 @@ pub struct TransportConfig {
     pub max_sessions: usize,
     /// Sessions opened by `Connect` but not yet confirmed by the client.
     pub max_embryonic: usize,
-    /// Outstanding RPCs per session (credits), 1..=64; the server grants at most its own.
+    /// Outstanding RPCs per session (credits): a power of two in 1..=64 (RPC `r` uses
+    /// slot `r & (window - 1)`); the server grants at most its own.
     pub window: u8,
     pub rto_initial_ns: u64,
     pub rto_min_ns: u64,
@@ -396,6 +397,7 @@ pub struct TransportConfig {
     pub error_replies_per_ms: u32,
     /// Unreliable responses (and unreliable multi-fragment requests) in flight.
     pub max_unreliable_buffers: usize,
+    /// Timer-wheel granularity (rounded down to a power of two).
     pub timer_tick_ns: u64,
     pub timer_slots: usize,
     /// Seed for the session-id tag generator; `None` draws it from the OS (production).
@@ -469,8 +471,8 @@ impl TransportConfig {
         if self.max_sessions == 0 || self.max_sessions > (1 << 24) {
             return bad("max_sessions must be in 1..=2^24");
         }
-        if !(1..=64).contains(&self.window) {
-            return bad("window must be in 1..=64");
+        if !(1..=64).contains(&self.window) || !self.window.is_power_of_two() {
+            return bad("window must be a power of two in 1..=64");
         }
         if self.rto_min_ns == 0 || self.rto_min_ns > self.rto_max_ns {
             return bad("need 0 < rto_min_ns <= rto_max_ns");

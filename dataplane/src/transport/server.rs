@@ -83,7 +83,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 .send_unrel(peer, hdr, payload)
                 .map_err(|()| RespondError::Busy);
         }
-        let slot = (req.rpc.0 % u32::from(s.window)) as usize;
+        let slot = (req.rpc.0 & (u32::from(s.window) - 1)) as usize;
         let x = &mut s.server_slots[slot];
         if x.rpc_id != req.rpc.0 || x.state != ServerRpc::Executing {
             return Err(RespondError::UnknownRequest);
@@ -116,7 +116,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         if client_id == 0 || h.credits() == 0 || !h.payload().is_empty() {
             return Err(RxDrop::Unexpected);
         }
-        let window = h.credits().min(self.cfg.window);
+        let window = super::client::pow2_floor(h.credits().min(self.cfg.window));
         let idx = self
             .alloc_session(now, peer, Role::Server, window)
             .ok_or(RxDrop::TableFull)?;
@@ -283,7 +283,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                         };
                         self.free_unrel(b);
                         self.stats.unreliable_reassembly_evicted += 1;
-                        b
+                        // free_unrel put it on the free list last: take it back.
+                        self.unrel_free.pop().unwrap_or(b)
                     }
                 };
                 let u = &mut self.unrel[buf as usize];
@@ -324,7 +325,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         let ack_req = h.flags() & FLAG_ACK_REQ != 0;
         let s = &mut self.sessions[idx as usize];
         let id = s.id;
-        let slot = (rpc % u32::from(s.window)) as usize;
+        let slot = (rpc & (u32::from(s.window) - 1)) as usize;
         let x = &mut s.server_slots[slot];
         let is_new = x.state == ServerRpc::Free || newer(rpc, x.rpc_id);
         if !is_new && rpc != x.rpc_id {
@@ -532,7 +533,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         let burst = self.cfg.retransmit_burst;
         let s = &mut self.sessions[idx as usize];
         let id = s.id;
-        let slot = (rpc % u32::from(s.window)) as usize;
+        let slot = (rpc & (u32::from(s.window) - 1)) as usize;
         let x = &mut s.server_slots[slot];
         if x.rpc_id != rpc {
             return Err(RxDrop::Stale);

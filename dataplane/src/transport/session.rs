@@ -12,6 +12,8 @@ use super::{Instant, RpcError, TimerHandle, TransportClass};
 use crate::wire::rpc::PacketType;
 
 const INDEX_BITS: u32 = 24;
+/// "No slot" in the intrusive sent-order list.
+pub(crate) const NIL_SLOT: u8 = u8::MAX;
 const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
 
 /// A session id: slot index in the low 24 bits, a random non-zero 40-bit tag above.
@@ -108,6 +110,10 @@ pub(crate) struct ClientSlot {
     /// RACK: an answer to a later-sent RPC came first; re-send when the reorder
     /// window (the RPC timer, shortened) expires without an answer.
     pub suspect: bool,
+    /// Links of the session's list of active RPCs ordered by `last_sent`.
+    pub sent_prev: u8,
+    pub sent_next: u8,
+    pub in_sent_list: bool,
 }
 
 impl ClientSlot {
@@ -136,6 +142,9 @@ impl ClientSlot {
             timer: None,
             later_answers: 0,
             suspect: false,
+            sent_prev: NIL_SLOT,
+            sent_next: NIL_SLOT,
+            in_sent_list: false,
         }
     }
 }
@@ -219,6 +228,10 @@ pub(crate) struct Session<A> {
     pub resync_pending: bool,
     pub issue_counter: u64,
     pub active_mask: u64,
+    /// Oldest / newest active client RPC by `last_sent` (an intrusive list through the
+    /// slots), so loss detection walks only the RPCs older than an answered one.
+    pub sent_head: u8,
+    pub sent_tail: u8,
     pub srtt: u64,
     pub rttvar: u64,
     pub client_slots: Vec<ClientSlot>,
@@ -247,6 +260,8 @@ impl<A> Session<A> {
             resync_pending: false,
             issue_counter: 0,
             active_mask: 0,
+            sent_head: NIL_SLOT,
+            sent_tail: NIL_SLOT,
             srtt: 0,
             rttvar: 0,
             client_slots: Vec::new(),
@@ -272,6 +287,8 @@ impl<A> Session<A> {
         self.resync_pending = false;
         self.issue_counter = 0;
         self.active_mask = 0;
+        self.sent_head = NIL_SLOT;
+        self.sent_tail = NIL_SLOT;
         self.srtt = 0;
         self.rttvar = 0;
         self.expect_order_seq = 0;
@@ -284,6 +301,7 @@ impl<A> Session<A> {
                     self.client_slots.push(ClientSlot::new());
                 }
                 for s in &mut self.client_slots {
+                    s.in_sent_list = false;
                     s.state = ClientRpc::Free;
                     s.timer = None;
                     s.req.clear();
@@ -302,6 +320,45 @@ impl<A> Session<A> {
                     s.resp.clear();
                 }
             }
+        }
+    }
+
+    /// Client: records that `slot` sent something at `now` (moves it to the list tail).
+    pub(crate) fn sent_touch(&mut self, slot: u8, now: Instant) {
+        self.sent_unlink(slot);
+        let tail = self.sent_tail;
+        if let Some(c) = self.client_slots.get_mut(usize::from(slot)) {
+            c.last_sent = now;
+            c.sent_prev = tail;
+            c.sent_next = NIL_SLOT;
+            c.in_sent_list = true;
+        } else {
+            return;
+        }
+        match self.client_slots.get_mut(usize::from(tail)) {
+            Some(t) => t.sent_next = slot,
+            None => self.sent_head = slot,
+        }
+        self.sent_tail = slot;
+    }
+
+    /// Client: takes `slot` out of the sent-order list (no-op if not in it).
+    pub(crate) fn sent_unlink(&mut self, slot: u8) {
+        let Some(c) = self.client_slots.get_mut(usize::from(slot)) else {
+            return;
+        };
+        if !c.in_sent_list {
+            return;
+        }
+        c.in_sent_list = false;
+        let (prev, next) = (c.sent_prev, c.sent_next);
+        match self.client_slots.get_mut(usize::from(prev)) {
+            Some(p) => p.sent_next = next,
+            None => self.sent_head = next,
+        }
+        match self.client_slots.get_mut(usize::from(next)) {
+            Some(n) => n.sent_prev = prev,
+            None => self.sent_tail = prev,
         }
     }
 

@@ -502,16 +502,16 @@ impl LoopbackPair {
         loop {
             let mut moved = false;
             while let Some((_, len)) = self.client.poll_transmit(self.now, &mut self.buf) {
-                let _ = self
-                    .server
-                    .handle_packet(self.now, CLIENT, self.buf.get(..len).unwrap_or(&[]));
+                let _ =
+                    self.server
+                        .handle_packet(self.now, CLIENT, self.buf.get(..len).unwrap_or(&[]));
                 n += 1;
                 moved = true;
             }
             while let Some((_, len)) = self.server.poll_transmit(self.now, &mut self.buf) {
-                let _ = self
-                    .client
-                    .handle_packet(self.now, SERVER, self.buf.get(..len).unwrap_or(&[]));
+                let _ =
+                    self.client
+                        .handle_packet(self.now, SERVER, self.buf.get(..len).unwrap_or(&[]));
                 n += 1;
                 moved = true;
             }

@@ -4,7 +4,8 @@
 //! it back once `now` has passed the deadline. It must not read a clock or know what the
 //! values mean.
 //!
-//! Layout: `slots` buckets of `tick_ns` each (a power of two of them); a timer lives in
+//! Layout: `slots` buckets of `tick_ns` each (both powers of two, so bucket arithmetic
+//! is shifts and masks, no division on the fast path); a timer lives in
 //! bucket `(deadline / tick) % slots` on an intrusive doubly linked list of indices into
 //! one node slab, so insert and cancel are O(1) and allocate nothing once the slab has
 //! grown to the peak number of live timers. Deadlines further than one revolution ahead
@@ -36,7 +37,7 @@ struct Node<T> {
 /// The wheel. `T` is what a timer carries back when it fires.
 #[derive(Debug)]
 pub struct TimerWheel<T> {
-    tick_ns: u64,
+    tick_shift: u32,
     mask: u64,
     heads: Vec<u32>,
     occupied: Vec<u64>,
@@ -51,11 +52,11 @@ pub struct TimerWheel<T> {
 
 impl<T> TimerWheel<T> {
     /// A wheel of `slots` buckets (rounded up to a power of two, at least 64) of
-    /// `tick_ns` nanoseconds each (at least 1).
+    /// `tick_ns` nanoseconds each (rounded down to a power of two, at least 1).
     pub fn new(tick_ns: u64, slots: usize) -> Self {
         let slots = slots.max(64).next_power_of_two();
         TimerWheel {
-            tick_ns: tick_ns.max(1),
+            tick_shift: 63 - tick_ns.max(1).leading_zeros(),
             mask: slots as u64 - 1,
             heads: vec![NIL; slots],
             occupied: vec![0; slots / 64],
@@ -91,7 +92,7 @@ impl<T> TimerWheel<T> {
     /// [`expire`](Self::expire).
     pub fn insert(&mut self, deadline: Instant, value: T) -> TimerHandle {
         let deadline = deadline.as_nanos();
-        let tick = (deadline / self.tick_ns).max(self.cursor);
+        let tick = (deadline >> self.tick_shift).max(self.cursor);
         let bucket = self.bucket_of_tick(tick);
         let idx = if self.free != NIL {
             let idx = self.free;
@@ -178,7 +179,7 @@ impl<T> TimerWheel<T> {
     /// Moves every timer whose deadline is `≤ now` into `out` (in no particular order).
     pub fn expire(&mut self, now: Instant, out: &mut Vec<T>) {
         let now = now.as_nanos();
-        let now_tick = now / self.tick_ns;
+        let now_tick = now >> self.tick_shift;
         if self.len == 0 {
             self.cursor = self.cursor.max(now_tick);
             return;
@@ -218,7 +219,7 @@ impl<T> TimerWheel<T> {
             return Some(Instant::from_nanos(h));
         }
         let slots = self.mask + 1;
-        let horizon_end = (self.cursor + slots) * self.tick_ns;
+        let horizon_end = (self.cursor + slots) << self.tick_shift;
         let mut best = u64::MAX;
         // First occupied bucket at or after the cursor, wrapping once.
         let start = self.bucket_of_tick(self.cursor) as u64;
