@@ -308,3 +308,60 @@ fn connecting_to_nobody_fails_instead_of_hanging() {
     assert!(failed);
     assert!(p.client.stats().connect_retries > 0);
 }
+
+#[test]
+fn a_lost_ordered_rpc_does_not_block_the_session_forever() {
+    let mut classes = ClassTable::new();
+    classes.set(1, 3, TransportClass::ReliableOrdered);
+    let cfg = TransportConfig {
+        max_retries: 3,
+        ..TransportConfig::default()
+    };
+    let mut p = LoopbackPair::connected(&cfg, classes, 5).unwrap();
+    let s = p.session;
+    let ord = TransportClass::ReliableOrdered;
+    let mut out = vec![0u8; 2048];
+    let a = p.client.call(p.now, s, 1, 3, ord, b"A").unwrap();
+    let b = p.client.call(p.now, s, 1, 3, ord, b"B").unwrap();
+    // A's request is lost; B's arrives and waits for A in the reorder buffer.
+    let _ = p.client.poll_transmit(p.now, &mut out).unwrap();
+    let (_, len) = p.client.poll_transmit(p.now, &mut out).unwrap();
+    p.server
+        .handle_packet(p.now, LOOPBACK_CLIENT, &out[..len])
+        .unwrap();
+    assert!(p.server.poll_event().is_none(), "B is held, not delivered");
+    // The network eats every client packet until the client gives up on A.
+    let mut answers = Vec::new();
+    for _ in 0..1000 {
+        while p.client.poll_transmit(p.now, &mut out).is_some() {}
+        while let Some(ev) = p.client.poll_event() {
+            if let Event::Response { rpc, result, .. } = ev {
+                answers.push((rpc, result.map(|x| x.to_vec())));
+            }
+        }
+        if answers.len() == 2 {
+            break;
+        }
+        p.now = p.client.poll_timeout().expect("calls pending have timers");
+        p.client.handle_timeout(p.now);
+    }
+    answers.sort_by_key(|x| x.0);
+    assert!(matches!(answers[0], (r, Err(RpcError::Timeout { .. })) if r == a));
+    assert_eq!(answers[1], (b, Err(RpcError::OrderBroken)));
+    // The next ordered call restarts the sequence: it is delivered, B never is.
+    p.client.call(p.now, s, 1, 3, ord, b"C").unwrap();
+    p.pump();
+    let mut delivered = Vec::new();
+    let mut reqs = Vec::new();
+    while let Some(ev) = p.server.poll_event() {
+        if let Event::Request { req, payload, .. } = ev {
+            delivered.push(payload.to_vec());
+            reqs.push(req);
+        }
+    }
+    assert_eq!(delivered, vec![b"C".to_vec()]);
+    p.server.respond(p.now, reqs[0], b"c").unwrap();
+    p.pump();
+    assert_eq!(responses(&mut p), vec![Ok(b"c".to_vec())]);
+    assert_eq!(p.server.stats().ordered_resyncs, 1);
+}
