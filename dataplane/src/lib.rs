@@ -18,4 +18,5 @@ pub mod config;
 pub mod dpdk;
 pub mod forward;
 pub mod port;
+pub mod transport;
 pub mod wire;

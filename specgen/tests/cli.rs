@@ -9,18 +9,34 @@ fn kv_spec() -> PathBuf {
 }
 
 fn specgen(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_specgen")).args(args).output().expect("run specgen")
+    Command::new(env!("CARGO_BIN_EXE_specgen"))
+        .args(args)
+        .output()
+        .expect("run specgen")
 }
 
 #[test]
 fn check_build_and_layout_succeed_on_the_kv_spec() {
     let spec = kv_spec();
     let out = specgen(&["check".as_ref(), spec.as_os_str()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let dir = std::env::temp_dir().join(format!("specgen-cli-{}", std::process::id()));
-    let out = specgen(&["build".as_ref(), spec.as_os_str(), "-o".as_ref(), dir.as_os_str()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = specgen(&[
+        "build".as_ref(),
+        spec.as_os_str(),
+        "-o".as_ref(),
+        dir.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let code = std::fs::read_to_string(dir.join("kv.rs")).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(code.contains("pub mod kv"));
@@ -41,7 +57,11 @@ fn errors_exit_non_zero_with_a_located_diagnostic() {
     let base = kv_spec();
     let base = base.parent().expect("dir");
     std::fs::copy(base.join("kv.proto"), dir.join("kv.proto")).expect("copy");
-    std::fs::copy(base.join("elements/session_tracker.appnet"), dir.join("elements/session_tracker.appnet")).expect("copy");
+    std::fs::copy(
+        base.join("elements/session_tracker.appnet"),
+        dir.join("elements/session_tracker.appnet"),
+    )
+    .expect("copy");
     std::fs::write(
         dir.join("kv.spec"),
         "proto \"kv.proto\"\nservice KvService\ntransport:\n    get => unreliable()\n    get => reliable()\nchain:\n    server: session_tracker()\n",
@@ -52,7 +72,10 @@ fn errors_exit_non_zero_with_a_located_diagnostic() {
         let out = specgen(&[cmd.as_ref(), spec.as_os_str()]);
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("duplicate method `get` in the transport table"), "{err}");
+        assert!(
+            err.contains("duplicate method `get` in the transport table"),
+            "{err}"
+        );
         assert!(err.contains("kv.spec:5:5"), "{err}");
         assert!(err.contains("help:"), "{err}");
     }

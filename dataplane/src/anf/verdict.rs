@@ -40,16 +40,10 @@ impl ErrorReply {
     }
 }
 
-/// Delivery class of a method, from the spec's transport table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransportClass {
-    /// `unreliable()`: one datagram each way.
-    Unreliable,
-    /// `reliable()`: at-most-once execution, exactly-once answer.
-    Reliable,
-    /// `reliable() -> ordered()`: reliable, and delivered in issue order per session.
-    ReliableOrdered,
-}
+/// Delivery class of a method, from the spec's transport table (`unreliable()`,
+/// `reliable()`, `reliable() -> ordered()`). One type with the transport's, so a
+/// generated transport table feeds [`crate::transport::ClassTable`] directly.
+pub use crate::transport::TransportClass;
 
 /// Verdict counts of one element in one pipeline.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

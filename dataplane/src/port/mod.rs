@@ -15,6 +15,7 @@ pub mod afpacket;
 pub mod buf;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod sim;
 pub mod tap;
 
 pub use buf::{BufPool, PoolBuf};

@@ -15,3 +15,4 @@ pub mod udp;
 pub use error::WireError;
 pub use frame::{build_udp_ipv4, parse_udp_ipv4, UdpIpv4, UdpIpv4Header};
 pub use mac::MacAddr;
+pub mod rpc;

@@ -8,6 +8,7 @@
 mod backends;
 mod cores;
 mod run;
+mod sim_transport;
 
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -33,7 +34,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Run a client and a server transport over the simulated link and print one JSON line.
+    SimTransport(sim_transport::SimTransportArgs),
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
@@ -142,7 +146,7 @@ fn forward(args: &FwdArgs) -> Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Some(c) => match *c {},
+        Some(Command::SimTransport(a)) => sim_transport::run(a),
         None => forward(&cli.fwd),
     };
     match result {
