@@ -219,3 +219,128 @@ impl<P: Port> Forwarder<P> {
         &self.ports
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::sim::{SimLink, SimLinkConfig, SimPort};
+
+    fn link() -> (SimPort, SimPort) {
+        SimLink::pair(SimLinkConfig::default(), 1).unwrap()
+    }
+
+    /// A frame with distinct MACs and a numbered body.
+    fn frame(n: u8, len: usize) -> Vec<u8> {
+        let mut f: Vec<u8> = (0..len as u8).map(|i| i.wrapping_add(n)).collect();
+        f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0xd]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0x5]);
+        f
+    }
+
+    fn send(p: &mut SimPort, frames: &[Vec<u8>]) {
+        let mut bufs = Vec::new();
+        for f in frames {
+            let mut b = p.alloc().unwrap();
+            b.fill_from(f).unwrap();
+            bufs.push(b);
+        }
+        assert_eq!(p.tx_burst(&mut bufs), frames.len());
+    }
+
+    fn recv(p: &mut SimPort) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        p.rx_burst(&mut out, MAX_BURST);
+        out.iter().map(|b| b.data().to_vec()).collect()
+    }
+
+    #[test]
+    fn io_forwards_untouched_to_the_paired_port_and_back() {
+        let (mut left, p0) = link();
+        let (p1, mut right) = link();
+        let mut f = Forwarder::new(vec![p0, p1], Mode::Io, 32, vec![]).unwrap();
+        let c = CoreCounters::default();
+        let sent: Vec<_> = (0..5).map(|n| frame(n, 60)).collect();
+        send(&mut left, &sent);
+        f.poll_once(&c);
+        assert_eq!(recv(&mut right), sent);
+        send(&mut right, &sent[..2]);
+        f.poll_once(&c);
+        assert_eq!(recv(&mut left), sent[..2]);
+        assert_eq!(
+            c.snapshot(),
+            FwdTotals {
+                rx_packets: 7,
+                tx_packets: 7,
+                dropped: 0
+            }
+        );
+    }
+
+    #[test]
+    fn io_on_a_lone_port_sends_back_out_of_it() {
+        let (mut peer, p0) = link();
+        let mut f = Forwarder::new(vec![p0], Mode::Io, 32, vec![]).unwrap();
+        let c = CoreCounters::default();
+        let sent = vec![frame(1, 64)];
+        send(&mut peer, &sent);
+        f.poll_once(&c);
+        assert_eq!(recv(&mut peer), sent);
+    }
+
+    #[test]
+    fn macswap_swaps_addresses_and_drops_runts() {
+        let (mut peer, p0) = link();
+        let mut f = Forwarder::new(vec![p0], Mode::Macswap, 32, vec![]).unwrap();
+        let c = CoreCounters::default();
+        send(&mut peer, &[frame(3, 64), vec![1, 2, 3]]);
+        f.poll_once(&c);
+        let got = recv(&mut peer);
+        assert_eq!(got.len(), 1);
+        let mut want = frame(3, 64);
+        want[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0x5]);
+        want[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xd]);
+        assert_eq!(got[0], want);
+        assert_eq!(c.snapshot().dropped, 1);
+        assert_eq!(c.snapshot().rx_packets, 2);
+    }
+
+    #[test]
+    fn txonly_cycles_through_the_templates_and_rxonly_counts() {
+        let (p0, p1) = link();
+        let templates = vec![frame(1, 64), frame(2, 80), frame(3, 96)];
+        let mut tx = Forwarder::new(vec![p0], Mode::Txonly, 4, templates.clone()).unwrap();
+        let mut rx = Forwarder::new(vec![p1], Mode::Rxonly, 32, vec![]).unwrap();
+        let (ct, cr) = (CoreCounters::default(), CoreCounters::default());
+        tx.poll_once(&ct);
+        tx.poll_once(&ct);
+        assert_eq!(ct.snapshot().tx_packets, 8);
+        rx.poll_once(&cr);
+        assert_eq!(cr.snapshot().rx_packets, 8);
+        // The receiving port got them in template order.
+        let (p0, mut p1) = link();
+        let mut tx = Forwarder::new(vec![p0], Mode::Txonly, 4, templates.clone()).unwrap();
+        tx.poll_once(&ct);
+        let got = recv(&mut p1);
+        assert_eq!(got, [&templates[..], &templates[..1]].concat());
+    }
+
+    #[test]
+    fn bad_forwarders_are_refused() {
+        let (p0, _p1) = link();
+        assert_eq!(
+            Forwarder::<SimPort>::new(vec![], Mode::Io, 32, vec![]).err(),
+            Some(FwdError::NoPorts)
+        );
+        let (p2, _p3) = link();
+        assert_eq!(
+            Forwarder::new(vec![p2], Mode::Io, 33, vec![]).err(),
+            Some(FwdError::BadBurst(33))
+        );
+        assert_eq!(
+            Forwarder::new(vec![p0], Mode::Txonly, 32, vec![]).err(),
+            Some(FwdError::NoTemplates)
+        );
+        assert!("warp".parse::<Mode>().is_err());
+        assert_eq!("macswap".parse::<Mode>(), Ok(Mode::Macswap));
+    }
+}
