@@ -16,6 +16,7 @@ pub mod anf;
 pub mod config;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod engine;
 pub mod forward;
 pub mod port;
 pub mod transport;

@@ -137,6 +137,32 @@ fn de_opt_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<MacAddr>,
     de_mac(d).map(Some)
 }
 
+impl TransportConfig {
+    /// `base` with the keys this config sets.
+    pub fn apply(&self, mut base: crate::transport::TransportConfig) -> crate::transport::TransportConfig {
+        if let Some(v) = self.rto_us {
+            base.rto_initial_ns = v.saturating_mul(1000);
+            base.rto_min_ns = base.rto_min_ns.min(base.rto_initial_ns);
+        }
+        if let Some(v) = self.max_retries {
+            base.max_retries = v;
+        }
+        if let Some(v) = self.window {
+            base.window = v.min(255) as u8;
+        }
+        if let Some(v) = self.max_message {
+            base.max_message_size = v;
+        }
+        if let Some(v) = self.unreliable_timeout_us {
+            base.unreliable_timeout_ns = v.saturating_mul(1000);
+        }
+        if let Some(v) = self.max_sessions {
+            base.max_sessions = v;
+        }
+        base
+    }
+}
+
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {

@@ -1,0 +1,344 @@
+//! One polling core: a port queue, a transport endpoint, the network layer and the
+//! application, run to completion in a busy loop (as eRPC does).
+//!
+//! A pass: receive a burst → classify each frame (ARP answered, junk counted) → feed RPC
+//! packets to the transport → hand its events to the application (requests are answered
+//! on the spot, run-to-completion) → fire due timers → let the application issue calls →
+//! drain the transport's packets into frames and transmit one burst. Nothing allocates
+//! per packet; the only copy is of an RPC's payload into the core's scratch buffer, which
+//! the ANF chain may rewrite in place.
+
+use std::sync::{Arc, Mutex};
+
+use crate::port::{PacketBuf, Port, PortStats, MAX_BURST};
+use crate::transport::{
+    CloseReason, Endpoint, Event, Instant, RequestRef, RpcError, RpcId, SessionId,
+    TransportStats,
+};
+
+use super::clock::Clock;
+use super::net::{NetCounters, NetStack, Peer, Rx, RPC_OFFSET};
+
+/// How a server application answers a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Send the first `n` bytes of the response buffer.
+    Respond(usize),
+    /// Send an error with this code (below `transport::ERROR_CODE_TRANSPORT_BASE`).
+    Error(u16),
+    /// Send nothing (an ANF dropped the request); the caller times out.
+    Silent,
+}
+
+/// Session life-cycle events, for applications that open sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEvent {
+    Connected(SessionId),
+    ConnectFailed(SessionId),
+    Closed(SessionId, CloseReason),
+}
+
+/// What runs on a polling core above the transport: a server's handlers, a client's
+/// call loop, or both. Every method runs on the core, between bursts; keep them short.
+pub trait App: Send {
+    /// Application counters published with the core's statistics.
+    type Stats: serde::Serialize + Clone + Default + Send + 'static;
+
+    /// Server side: answer `req`. `payload` may be rewritten in place (by the ANF chain);
+    /// the answer goes into `resp`.
+    fn on_request(
+        &mut self,
+        _now: u64,
+        _req: RequestRef,
+        _peer: Peer,
+        _payload: &mut [u8],
+        _resp: &mut [u8],
+    ) -> Answer {
+        Answer::Error(crate::transport::error_code::UNKNOWN_METHOD)
+    }
+
+    /// Client side: the single outcome of a call.
+    fn on_response(
+        &mut self,
+        _now: u64,
+        _session: SessionId,
+        _rpc: RpcId,
+        _result: Result<&mut [u8], RpcError>,
+    ) {
+    }
+
+    /// A session opened, failed to open, or closed.
+    fn on_session(&mut self, _now: u64, _event: SessionEvent) {}
+
+    /// Once per pass: connect, issue calls. Return `false` when finished: the core stops.
+    fn poll(&mut self, _now: u64, _endpoint: &mut Endpoint<Peer>) -> bool {
+        true
+    }
+
+    fn stats(&self) -> Self::Stats;
+}
+
+/// A core's counters, published a few times a second and at the end.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CoreSnapshot<S> {
+    pub core: usize,
+    /// Engine time of the snapshot, ns.
+    pub at_ns: u64,
+    pub port: PortStats,
+    pub net: NetCounters,
+    pub transport: TransportStats,
+    pub app: S,
+    /// Polling passes, and those that found work.
+    pub passes: u64,
+    pub busy_passes: u64,
+    /// Frames the port refused and that were dropped after waiting a pass.
+    pub tx_dropped: u64,
+}
+
+/// How often a core publishes its snapshot.
+pub const PUBLISH_EVERY_NS: u64 = 100_000_000;
+
+/// One polling core.
+pub struct Core<P: Port, A: App> {
+    pub(crate) index: usize,
+    port: P,
+    endpoint: Endpoint<Peer>,
+    net: NetStack,
+    app: A,
+    clock: Clock,
+    rx: Vec<P::Buf>,
+    tx: Vec<P::Buf>,
+    scratch: Vec<u8>,
+    resp: Vec<u8>,
+    passes: u64,
+    busy_passes: u64,
+    tx_dropped: u64,
+    published_at: u64,
+    shared: Arc<Mutex<CoreSnapshot<A::Stats>>>,
+}
+
+impl<P: Port, A: App> Core<P, A> {
+    pub fn new(
+        index: usize,
+        port: P,
+        endpoint: Endpoint<Peer>,
+        net: NetStack,
+        app: A,
+        clock: Clock,
+    ) -> Self {
+        let max = endpoint.config().max_message_size;
+        Core {
+            index,
+            port,
+            endpoint,
+            net,
+            app,
+            clock,
+            rx: Vec::with_capacity(MAX_BURST),
+            tx: Vec::with_capacity(MAX_BURST),
+            scratch: vec![0; max],
+            resp: vec![0; max],
+            passes: 0,
+            busy_passes: 0,
+            tx_dropped: 0,
+            published_at: 0,
+            shared: Arc::new(Mutex::new(CoreSnapshot {
+                core: index,
+                ..CoreSnapshot::default()
+            })),
+        }
+    }
+
+    /// Where this core publishes its snapshots.
+    pub fn shared(&self) -> Arc<Mutex<CoreSnapshot<A::Stats>>> {
+        Arc::clone(&self.shared)
+    }
+
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+
+    pub fn endpoint(&self) -> &Endpoint<Peer> {
+        &self.endpoint
+    }
+
+    /// One pass. Returns whether the application wants to go on.
+    #[inline]
+    pub fn poll_once(&mut self) -> bool {
+        let now = self.clock.now();
+        let t = Instant::from_nanos(now);
+        self.passes += 1;
+        let received = self.receive(t);
+        self.drain_events(now);
+        if self.endpoint.poll_timeout().is_some_and(|d| d <= t) {
+            self.endpoint.handle_timeout(t);
+            self.drain_events(now);
+        }
+        let go_on = self.app.poll(now, &mut self.endpoint);
+        let sent = self.transmit(now);
+        if received + sent > 0 {
+            self.busy_passes += 1;
+        }
+        if now.saturating_sub(self.published_at) >= PUBLISH_EVERY_NS {
+            self.publish(now);
+        }
+        go_on
+    }
+
+    fn receive(&mut self, t: Instant) -> usize {
+        let n = self.port.rx_burst(&mut self.rx, MAX_BURST);
+        for buf in self.rx.drain(..) {
+            let mut reply = [0u8; 64];
+            match self.net.receive(buf.data(), &mut reply) {
+                Rx::Rpc { peer, offset } => {
+                    // Drops are counted by reason in the transport's stats.
+                    let _ = self
+                        .endpoint
+                        .handle_packet(t, peer, buf.data().get(offset..).unwrap_or(&[]));
+                }
+                Rx::Reply { len } => {
+                    if let Some(mut out) = self.port.alloc() {
+                        if out.fill_from(&reply[..len]).is_ok() && self.tx.len() < MAX_BURST {
+                            self.tx.push(out);
+                        }
+                    }
+                }
+                Rx::Consumed | Rx::Dropped(_) => {}
+            }
+        }
+        n
+    }
+
+    fn drain_events(&mut self, now: u64) {
+        let t = Instant::from_nanos(now);
+        let Core {
+            endpoint,
+            app,
+            scratch,
+            resp,
+            ..
+        } = self;
+        while let Some(ev) = endpoint.poll_event() {
+            match ev {
+                Event::Request { req, peer, payload } => {
+                    let n = payload.len().min(scratch.len());
+                    scratch[..n].copy_from_slice(&payload[..n]);
+                    match app.on_request(now, req, peer, &mut scratch[..n], resp) {
+                        Answer::Respond(len) => {
+                            let len = len.min(resp.len());
+                            let _ = endpoint.respond(t, req, &resp[..len]);
+                        }
+                        Answer::Error(code) => {
+                            let _ = endpoint.respond_error(t, req, code);
+                        }
+                        Answer::Silent => {}
+                    }
+                }
+                Event::Response {
+                    session,
+                    rpc,
+                    result,
+                } => match result {
+                    Ok(payload) => {
+                        let n = payload.len().min(scratch.len());
+                        scratch[..n].copy_from_slice(&payload[..n]);
+                        app.on_response(now, session, rpc, Ok(&mut scratch[..n]));
+                    }
+                    Err(e) => app.on_response(now, session, rpc, Err(e)),
+                },
+                Event::Connected { session } => {
+                    app.on_session(now, SessionEvent::Connected(session))
+                }
+                Event::ConnectFailed { session } => {
+                    app.on_session(now, SessionEvent::ConnectFailed(session))
+                }
+                Event::SessionClosed { session, reason } => {
+                    app.on_session(now, SessionEvent::Closed(session, reason))
+                }
+            }
+        }
+    }
+
+    fn transmit(&mut self, now: u64) -> usize {
+        let t = Instant::from_nanos(now);
+        while self.tx.len() < MAX_BURST && self.endpoint.has_transmit() {
+            let Some(mut buf) = self.port.alloc() else {
+                break;
+            };
+            let cap = buf.capacity();
+            if buf.set_len(cap).is_err() {
+                break;
+            }
+            let frame = buf.data_mut();
+            let Some(rpc) = frame.get_mut(RPC_OFFSET..) else {
+                break;
+            };
+            let Some((peer, len)) = self.endpoint.poll_transmit(t, rpc) else {
+                break;
+            };
+            let flen = match self.net.emit(now, peer, frame, len) {
+                Ok(flen) => flen,
+                Err(Some(arp_len)) => arp_len,
+                Err(None) => continue,
+            };
+            if buf.set_len(flen).is_ok() {
+                self.tx.push(buf);
+            }
+        }
+        if self.tx.is_empty() {
+            return 0;
+        }
+        let queued = self.tx.len();
+        let sent = self.port.tx_burst(&mut self.tx);
+        // What the port refused gets one more pass; if it is still full after that, the
+        // frames are dropped (the transport recovers reliable RPCs).
+        if sent == 0 && queued == MAX_BURST {
+            self.tx_dropped += self.tx.len() as u64;
+            self.tx.clear();
+        }
+        sent
+    }
+
+    /// Publishes the current counters for readers on other threads.
+    pub fn publish(&mut self, now: u64) {
+        self.published_at = now;
+        let snap = CoreSnapshot {
+            core: self.index,
+            at_ns: now,
+            port: self.port.stats(),
+            net: self.net.counters,
+            transport: self.endpoint.stats().clone(),
+            app: self.app.stats(),
+            passes: self.passes,
+            busy_passes: self.busy_passes,
+            tx_dropped: self.tx_dropped,
+        };
+        if let Ok(mut s) = self.shared.lock() {
+            *s = snap;
+        }
+    }
+
+    /// Polls until `stop` is set or the application is finished; returns the application
+    /// and the final snapshot.
+    pub fn run(mut self, stop: &std::sync::atomic::AtomicBool) -> (A, CoreSnapshot<A::Stats>) {
+        use std::sync::atomic::Ordering;
+        while !stop.load(Ordering::Relaxed) {
+            if !self.poll_once() {
+                break;
+            }
+        }
+        // Give queued frames (e.g. last responses, Close) a chance to leave.
+        for _ in 0..64 {
+            if self.transmit(self.clock.now()) == 0 && self.tx.is_empty() {
+                break;
+            }
+        }
+        self.publish(self.clock.now());
+        let snap = self
+            .shared
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        (self.app, snap)
+    }
+}
