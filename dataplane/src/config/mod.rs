@@ -19,6 +19,9 @@
 //!
 //! [tables.firewall]                # state of config-loaded ANF tables, per element
 //! rules = { alice = "allow", bob = "deny" }
+//!
+//! [client]                         # client applications only
+//! server = "10.77.0.2:7000"
 //! ```
 //!
 //! Unknown keys and bad values are errors that name the key (and its line). This
@@ -113,6 +116,14 @@ pub struct TransportConfig {
     pub max_sessions: Option<usize>,
 }
 
+/// Where a client sends its RPCs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// The server's IPv4 address and UDP port, e.g. "10.77.0.2:7000".
+    pub server: std::net::SocketAddrV4,
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,6 +137,8 @@ pub struct Config {
     /// to the generated service's `Tables` deserialiser.
     #[serde(default)]
     pub tables: BTreeMap<String, toml::Value>,
+    /// For client applications: where the server is.
+    pub client: Option<ClientConfig>,
 }
 
 fn de_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<MacAddr, D::Error> {
@@ -358,6 +371,7 @@ rules = { alice = "allow" }
                 "port.eal",
             ),
             (GOOD.replace("[net]", "[net]\nudp_port = 0"), "net.udp_port"),
+            (format!("{GOOD}\n[client]\nserver = \"10.0.0.1\""), "server"),
             ("cores = [1".to_string(), "t.toml"),
         ];
         for (text, key) in cases {

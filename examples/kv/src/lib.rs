@@ -4,3 +4,25 @@
 //! `kv::client` stubs. See `specgen` for what each item is.
 
 include!(concat!(env!("OUT_DIR"), "/kv.rs"));
+
+pub mod client;
+pub mod server;
+
+/// The transport class of every KV method, from the spec's transport table.
+pub fn class_table() -> dataplane::transport::ClassTable {
+    let mut t = dataplane::transport::ClassTable::new();
+    for m in kv::Method::ALL {
+        if let Some(c) = kv::transport(m.id()) {
+            t.set(kv::SERVICE_ID, m.id(), c);
+        }
+    }
+    t
+}
+
+/// The engine settings every KV binary uses: default transport, the KV class table.
+pub fn engine_spec() -> dataplane::engine::EngineSpec {
+    dataplane::engine::EngineSpec {
+        transport: dataplane::transport::TransportConfig::default(),
+        classes: class_table(),
+    }
+}

@@ -1,0 +1,174 @@
+//! kv-client: drives the KV service through the flatrpc dataplane.
+//!
+//!   kv-client --config client.toml --op get|set|mixed --count N --user NAME \
+//!             --value-size B [--concurrency C] [--keys K] [--json]
+//!
+//! Opens one session to `[client] server` from the config, keeps C RPCs outstanding
+//! until N have an outcome, and prints throughput, latency percentiles and outcomes;
+//! `--json` ends with one JSON line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Parser;
+use dataplane::config::Config;
+use dataplane::engine::Engine;
+use kv_example::client::{ClientSpec, ClientStats, KvClient, Op};
+
+#[derive(Parser)]
+#[command(name = "kv-client", version, about = "Drives the KV service through the flatrpc dataplane")]
+struct Args {
+    /// Dataplane configuration (TOML) with a [client] section naming the server.
+    #[arg(long)]
+    config: PathBuf,
+    #[arg(long, value_enum, default_value = "get")]
+    op: Op,
+    /// RPCs to issue.
+    #[arg(long, default_value_t = 1000)]
+    count: u64,
+    /// The `user` field (the firewall decides on it).
+    #[arg(long, default_value = "alice")]
+    user: String,
+    /// Bytes of each SET value.
+    #[arg(long, default_value_t = 64)]
+    value_size: usize,
+    /// Outstanding RPCs (at most the transport window, 32 by default).
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Distinct keys cycled through (`key-0` ...).
+    #[arg(long, default_value_t = 100)]
+    keys: u64,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+    /// Print one JSON line with the results.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(serde::Serialize)]
+struct Report {
+    op: Op,
+    count: u64,
+    completed: u64,
+    errors: u64,
+    denied: u64,
+    timeouts: u64,
+    remote_errors: u64,
+    other_errors: u64,
+    gets_found: u64,
+    gets_not_found: u64,
+    mismatches: u64,
+    connect_failed: bool,
+    seconds: f64,
+    rps: f64,
+    p50_us: f64,
+    p90_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    max_us: f64,
+}
+
+fn report(args: &Args, s: &ClientStats) -> Report {
+    let q = |p: f64| s.latency_ns.value_at_quantile(p) as f64 / 1000.0;
+    let seconds = s.last_outcome_ns.saturating_sub(s.first_call_ns) as f64 / 1e9;
+    Report {
+        op: args.op,
+        count: args.count,
+        completed: s.completed,
+        errors: s.errors,
+        denied: s.denied,
+        timeouts: s.timeouts,
+        remote_errors: s.remote_errors,
+        other_errors: s.other_errors,
+        gets_found: s.gets_found,
+        gets_not_found: s.gets_not_found,
+        mismatches: s.mismatches,
+        connect_failed: s.connect_failed,
+        seconds,
+        rps: if seconds > 0.0 { s.completed as f64 / seconds } else { 0.0 },
+        p50_us: q(0.5),
+        p90_us: q(0.9),
+        p99_us: q(0.99),
+        p999_us: q(0.999),
+        max_us: s.latency_ns.max() as f64 / 1000.0,
+    }
+}
+
+fn run(args: Args) -> Result<bool> {
+    let cfg = Config::load(&args.config)?;
+    let server = cfg
+        .client
+        .as_ref()
+        .ok_or_else(|| anyhow!("{}: needs a [client] section with `server = \"IP:PORT\"`", args.config.display()))?
+        .server;
+    if args.concurrency == 0 || args.concurrency > 64 {
+        bail!("--concurrency must be between 1 and 64, got {}", args.concurrency);
+    }
+    if cfg.cores.len() != 1 {
+        bail!("kv-client runs on one core: give one entry in `cores`");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing a signal handler")?;
+    }
+    let spec = ClientSpec {
+        server,
+        op: args.op,
+        count: args.count,
+        user: args.user.clone(),
+        value_size: args.value_size,
+        keys: args.keys,
+        concurrency: args.concurrency,
+    };
+    let engine = Engine::start(&cfg, &kv_example::engine_spec(), Arc::clone(&stop), |_| {
+        KvClient::new(spec.clone())
+    })?;
+    let deadline = Instant::now() + Duration::from_secs_f64(args.timeout.max(0.0));
+    while !stop.load(Ordering::Relaxed) && !engine.finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let timed_out = !engine.finished();
+    let results = engine.stop_and_join()?;
+    let (_, snap) = results.first().ok_or_else(|| anyhow!("no core ran"))?;
+    let r = report(&args, &snap.app);
+    if args.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "kv-client: {} {} RPCs to {server}: {} completed, {} errors ({} denied, {} timeouts, {} other remote, {} other)",
+            r.count, serde_json::to_string(&r.op)?.trim_matches('"'), r.completed, r.errors, r.denied, r.timeouts, r.remote_errors, r.other_errors
+        );
+        println!(
+            "  {:.0} RPC/s over {:.3} s; latency us p50 {:.1} p90 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}",
+            r.rps, r.seconds, r.p50_us, r.p90_us, r.p99_us, r.p999_us, r.max_us
+        );
+        if r.gets_found + r.gets_not_found > 0 {
+            println!(
+                "  GETs: {} found, {} not found, {} mismatched values",
+                r.gets_found, r.gets_not_found, r.mismatches
+            );
+        }
+    }
+    if r.connect_failed {
+        bail!("could not open a session to {server}");
+    }
+    if timed_out {
+        bail!("gave up after {} s with {} of {} RPCs finished", args.timeout, r.completed + r.errors, r.count);
+    }
+    Ok(true)
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kv-client: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

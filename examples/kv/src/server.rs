@@ -1,0 +1,179 @@
+//! The KV server application on a polling core: the generated server chain (firewall →
+//! session tracker) in front of a key-value store, answering each RPC run-to-completion.
+//!
+//! The store is shared by all cores (`Arc<RwLock<..>>`, uncontended with one core) so a
+//! GET on one core sees a SET made through another. The server also checks what the
+//! transport promises: it counts reliable-ordered SETs of a session that arrive with an
+//! RPC id not above the last one it executed (a duplicate or out-of-order execution).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use dataplane::anf::{AppError, RpcCtx, RpcHeader, Verdict};
+use dataplane::engine::{anf_error_code, Answer, App, Peer, APP_ERROR_CODE};
+use dataplane::transport::{error_code, RequestRef};
+
+use crate::kv;
+
+/// The data, shared by every core.
+pub type Store = Arc<RwLock<HashMap<Vec<u8>, Vec<u8>>>>;
+
+/// The server's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServerStats {
+    pub gets: u64,
+    pub sets: u64,
+    /// RPCs the firewall let through, and those it answered "denied".
+    pub allowed: u64,
+    pub denied: u64,
+    /// RPCs an element dropped, or that were malformed / for an unknown method.
+    pub dropped: u64,
+    /// Distinct users the session tracker has seen (its `requests` map).
+    pub sessions: u64,
+    /// Handler failures (e.g. a response that did not fit).
+    pub app_errors: u64,
+    /// Reliable-ordered SETs executed twice or out of issue order (must stay 0).
+    pub set_duplicates: u64,
+    pub set_out_of_order: u64,
+}
+
+struct Handler<'a> {
+    store: &'a Store,
+}
+
+impl kv::KvService for Handler<'_> {
+    fn get(&mut self, req: kv::GetRequestView<'_>) -> Result<kv::GetResponse, AppError> {
+        let store = self.store.read().map_err(|_| AppError::new(1, "store poisoned"))?;
+        Ok(match store.get(req.name()) {
+            Some(v) => kv::GetResponse {
+                value: v.clone(),
+                found: true,
+            },
+            None => kv::GetResponse {
+                value: Vec::new(),
+                found: false,
+            },
+        })
+    }
+
+    fn set(&mut self, req: kv::SetRequestView<'_>) -> Result<kv::SetResponse, AppError> {
+        let mut store = self.store.write().map_err(|_| AppError::new(1, "store poisoned"))?;
+        store.insert(req.name().to_vec(), req.value().to_vec());
+        Ok(kv::SetResponse { ok: true })
+    }
+}
+
+/// One core's KV server.
+pub struct KvServer {
+    pipeline: kv::ServerPipeline,
+    store: Store,
+    ctx: RpcCtx,
+    stats: ServerStats,
+    /// Last executed SET rpc id per session (for the ordering check).
+    last_set: HashMap<u64, u32>,
+}
+
+impl KvServer {
+    pub fn new(pipeline: kv::ServerPipeline, store: Store) -> Self {
+        KvServer {
+            pipeline,
+            store,
+            ctx: RpcCtx::default(),
+            stats: ServerStats::default(),
+            last_set: HashMap::new(),
+        }
+    }
+
+    /// The core's pipeline (e.g. to reload its tables).
+    pub fn pipeline_mut(&mut self) -> &mut kv::ServerPipeline {
+        &mut self.pipeline
+    }
+
+    fn count_set_order(&mut self, req: &RequestRef) {
+        let last = self.last_set.entry(req.session.0).or_insert(u32::MAX);
+        if *last != u32::MAX {
+            // RPC ids increase (wrapping) per session; compare in sequence space.
+            let ahead = req.rpc.0.wrapping_sub(*last);
+            if ahead == 0 {
+                self.stats.set_duplicates += 1;
+            } else if ahead > u32::MAX / 2 {
+                self.stats.set_out_of_order += 1;
+            }
+        }
+        *last = req.rpc.0;
+    }
+}
+
+impl App for KvServer {
+    type Stats = ServerStats;
+
+    fn on_request(
+        &mut self,
+        now: u64,
+        req: RequestRef,
+        _peer: Peer,
+        payload: &mut [u8],
+        resp: &mut [u8],
+    ) -> Answer {
+        if req.service != kv::SERVICE_ID {
+            self.stats.dropped += 1;
+            return Answer::Error(error_code::UNKNOWN_METHOD);
+        }
+        self.ctx.reset(
+            RpcHeader {
+                service_id: req.service,
+                method_id: req.method,
+                rpc_id: u64::from(req.rpc.0),
+                session_id: req.session.0,
+                priority: 0,
+                deadline_ns: 0,
+            },
+            now,
+        );
+        // The firewall is the chain's first element: its request-side verdicts are the
+        // allowed/denied counts (its `resp` also counts forwards, so take the difference).
+        let before = self.pipeline.counters[0];
+        let verdict = self.pipeline.on_request(req.method, &mut self.ctx, payload);
+        let after = self.pipeline.counters[0];
+        self.stats.allowed += after.forwarded - before.forwarded;
+        self.stats.denied += after.replied - before.replied;
+        self.stats.sessions = self.pipeline.session_tracker.requests.len() as u64;
+        match verdict {
+            Verdict::Forward => {}
+            Verdict::Drop => {
+                self.stats.dropped += 1;
+                return Answer::Silent;
+            }
+            Verdict::Reply(e) => return Answer::Error(anf_error_code(e.message)),
+        }
+        if req.method == kv::Method::Set.id() {
+            self.stats.sets += 1;
+            self.count_set_order(&req);
+        } else {
+            self.stats.gets += 1;
+        }
+        let mut handler = Handler { store: &self.store };
+        let n = match kv::dispatch(&mut handler, req.method, payload, resp) {
+            Ok(n) => n,
+            Err(_) => {
+                self.stats.app_errors += 1;
+                return Answer::Error(APP_ERROR_CODE);
+            }
+        };
+        match self
+            .pipeline
+            .on_response(req.method, &mut self.ctx, &mut resp[..n])
+        {
+            Verdict::Forward => Answer::Respond(n),
+            Verdict::Drop => {
+                self.stats.dropped += 1;
+                Answer::Silent
+            }
+            Verdict::Reply(e) => Answer::Error(anf_error_code(e.message)),
+        }
+    }
+
+    fn stats(&self) -> ServerStats {
+        self.stats.clone()
+    }
+}
