@@ -152,7 +152,10 @@ fn de_opt_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<MacAddr>,
 
 impl TransportConfig {
     /// `base` with the keys this config sets.
-    pub fn apply(&self, mut base: crate::transport::TransportConfig) -> crate::transport::TransportConfig {
+    pub fn apply(
+        &self,
+        mut base: crate::transport::TransportConfig,
+    ) -> crate::transport::TransportConfig {
         if let Some(v) = self.rto_us {
             base.rto_initial_ns = v.saturating_mul(1000);
             base.rto_min_ns = base.rto_min_ns.min(base.rto_initial_ns);

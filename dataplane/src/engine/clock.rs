@@ -10,7 +10,10 @@ use std::time::Instant;
 enum Source {
     Monotonic(Instant),
     #[cfg(feature = "dpdk")]
-    Tsc { start: u64, mult: u64 },
+    Tsc {
+        start: u64,
+        mult: u64,
+    },
 }
 
 /// A monotonic nanosecond clock.

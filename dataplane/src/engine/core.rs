@@ -12,8 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::port::{PacketBuf, Port, PortStats, MAX_BURST};
 use crate::transport::{
-    CloseReason, Endpoint, Event, Instant, RequestRef, RpcError, RpcId, SessionId,
-    TransportStats,
+    CloseReason, Endpoint, Event, Instant, RequestRef, RpcError, RpcId, SessionId, TransportStats,
 };
 
 use super::clock::Clock;
@@ -192,9 +191,11 @@ impl<P: Port, A: App> Core<P, A> {
             match self.net.receive(buf.data(), &mut reply) {
                 Rx::Rpc { peer, offset } => {
                     // Drops are counted by reason in the transport's stats.
-                    let _ = self
-                        .endpoint
-                        .handle_packet(t, peer, buf.data().get(offset..).unwrap_or(&[]));
+                    let _ = self.endpoint.handle_packet(
+                        t,
+                        peer,
+                        buf.data().get(offset..).unwrap_or(&[]),
+                    );
                 }
                 Rx::Reply { len } => {
                     if let Some(mut out) = self.port.alloc() {
@@ -334,11 +335,7 @@ impl<P: Port, A: App> Core<P, A> {
             }
         }
         self.publish(self.clock.now());
-        let snap = self
-            .shared
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default();
+        let snap = self.shared.lock().map(|s| s.clone()).unwrap_or_default();
         (self.app, snap)
     }
 }

@@ -219,7 +219,12 @@ impl NetStack {
                 NetDrop::OtherEtherType
             });
         }
-        let dst_mac = MacAddr(frame.get(..6).and_then(|m| m.try_into().ok()).unwrap_or([0; 6]));
+        let dst_mac = MacAddr(
+            frame
+                .get(..6)
+                .and_then(|m| m.try_into().ok())
+                .unwrap_or([0; 6]),
+        );
         if dst_mac != self.mac && !dst_mac.is_broadcast() {
             return self.drop(NetDrop::NotOurMac);
         }
@@ -316,7 +321,9 @@ impl NetStack {
                 asked_at: now.max(1),
             }),
         }
-        let len = ArpRepr::request(self.mac, self.ip, ip).emit_frame(frame).ok()?;
+        let len = ArpRepr::request(self.mac, self.ip, ip)
+            .emit_frame(frame)
+            .ok()?;
         self.counters.arp_requests_sent += 1;
         Some(len)
     }
@@ -363,7 +370,10 @@ mod tests {
         assert_eq!(
             n.receive(&f, &mut r),
             Rx::Rpc {
-                peer: Peer { ip: YOU, port: 5555 },
+                peer: Peer {
+                    ip: YOU,
+                    port: 5555
+                },
                 offset: 42
             }
         );
@@ -375,10 +385,16 @@ mod tests {
         let mut n = NetStack::new(my_mac(), ME, 7000, &[]);
         let mut r = [0u8; 64];
         let other = MacAddr([2, 9, 9, 9, 9, 9]);
-        assert_eq!(n.receive(&udp(other, ME, 7000, b"x"), &mut r), Rx::Dropped(NetDrop::NotOurMac));
+        assert_eq!(
+            n.receive(&udp(other, ME, 7000, b"x"), &mut r),
+            Rx::Dropped(NetDrop::NotOurMac)
+        );
         let f = udp(my_mac(), Ipv4Addr::new(10, 0, 0, 9), 7000, b"x");
         assert_eq!(n.receive(&f, &mut r), Rx::Dropped(NetDrop::NotOurIp));
-        assert_eq!(n.receive(&udp(my_mac(), ME, 7001, b"x"), &mut r), Rx::Dropped(NetDrop::NotOurPort));
+        assert_eq!(
+            n.receive(&udp(my_mac(), ME, 7001, b"x"), &mut r),
+            Rx::Dropped(NetDrop::NotOurPort)
+        );
         let mut bad = udp(my_mac(), ME, 7000, b"xyz");
         let last = bad.len() - 1;
         bad[last] ^= 0xff; // payload corrupted: UDP checksum fails
@@ -386,7 +402,10 @@ mod tests {
             n.receive(&bad, &mut r),
             Rx::Dropped(NetDrop::Wire(WireError::BadUdpChecksum))
         );
-        assert_eq!(n.receive(&bad[..20], &mut r), Rx::Dropped(NetDrop::Wire(WireError::Ipv4TooShort)));
+        assert_eq!(
+            n.receive(&bad[..20], &mut r),
+            Rx::Dropped(NetDrop::Wire(WireError::Ipv4TooShort))
+        );
         let mut v6 = udp(my_mac(), ME, 7000, b"x");
         v6[12..14].copy_from_slice(&[0x86, 0xdd]);
         assert_eq!(n.receive(&v6, &mut r), Rx::Dropped(NetDrop::OtherEtherType));
@@ -398,7 +417,9 @@ mod tests {
     fn arp_requests_for_us_are_answered_and_unknown_peers_are_asked_for() {
         let mut n = NetStack::new(my_mac(), ME, 7000, &[]);
         let mut req = [0u8; 64];
-        let len = ArpRepr::request(your_mac(), YOU, ME).emit_frame(&mut req).unwrap();
+        let len = ArpRepr::request(your_mac(), YOU, ME)
+            .emit_frame(&mut req)
+            .unwrap();
         let mut reply = [0u8; 64];
         let Rx::Reply { len: rlen } = n.receive(&req[..len], &mut reply) else {
             panic!("no reply")
@@ -411,20 +432,37 @@ mod tests {
         let len = ArpRepr::request(your_mac(), YOU, Ipv4Addr::new(10, 0, 0, 7))
             .emit_frame(&mut req)
             .unwrap();
-        assert_eq!(n.receive(&req[..len], &mut reply), Rx::Dropped(NetDrop::ArpIgnored));
+        assert_eq!(
+            n.receive(&req[..len], &mut reply),
+            Rx::Dropped(NetDrop::ArpIgnored)
+        );
 
         // Unknown peer: an ARP request, then silence until the retry interval passes.
-        let stranger = Peer { ip: Ipv4Addr::new(10, 0, 0, 3), port: 1 };
+        let stranger = Peer {
+            ip: Ipv4Addr::new(10, 0, 0, 3),
+            port: 1,
+        };
         let mut f = [0u8; 128];
-        let Err(Some(alen)) = n.emit(1_000, stranger, &mut f, 10) else { panic!() };
+        let Err(Some(alen)) = n.emit(1_000, stranger, &mut f, 10) else {
+            panic!()
+        };
         let (_, arp) = parse_arp_frame(&f[..alen]).unwrap();
-        assert_eq!((arp.operation, arp.target_ip), (ArpOperation::Request, stranger.ip));
+        assert_eq!(
+            (arp.operation, arp.target_ip),
+            (ArpOperation::Request, stranger.ip)
+        );
         assert_eq!(n.emit(2_000, stranger, &mut f, 10), Err(None));
-        assert!(matches!(n.emit(1_000 + ARP_RETRY_NS, stranger, &mut f, 10), Err(Some(_))));
+        assert!(matches!(
+            n.emit(1_000 + ARP_RETRY_NS, stranger, &mut f, 10),
+            Err(Some(_))
+        ));
         // Known peer (learned from its request): a UDP frame.
         let flen = n.emit(0, Peer { ip: YOU, port: 9 }, &mut f, 10).unwrap();
         let p = parse_udp_ipv4(&f[..flen]).unwrap();
-        assert_eq!((p.dst_mac, p.dst_ip, p.dst_port, p.src_port), (your_mac(), YOU, 9, 7000));
+        assert_eq!(
+            (p.dst_mac, p.dst_ip, p.dst_port, p.src_port),
+            (your_mac(), YOU, 9, 7000)
+        );
     }
 
     #[test]
@@ -438,7 +476,11 @@ mod tests {
         assert!(n.counters.neighbor_evictions > 0);
         assert_eq!(n.neighbor(YOU), Some(your_mac()));
         n.learn(YOU, MacAddr([2, 7, 7, 7, 7, 7]));
-        assert_eq!(n.neighbor(YOU), Some(your_mac()), "static entries are not overridden");
+        assert_eq!(
+            n.neighbor(YOU),
+            Some(your_mac()),
+            "static entries are not overridden"
+        );
     }
 
     #[test]
@@ -449,7 +491,11 @@ mod tests {
         let mut reply = [0u8; 64];
         let good = udp(my_mac(), ME, 7000, b"payload");
         for i in 0..20_000 {
-            let mut f = if i % 2 == 0 { good.clone() } else { vec![0u8; rng.gen_range(0..100)] };
+            let mut f = if i % 2 == 0 {
+                good.clone()
+            } else {
+                vec![0u8; rng.gen_range(0..100)]
+            };
             let flips = rng.gen_range(0..4);
             for _ in 0..flips {
                 if !f.is_empty() {

@@ -24,7 +24,9 @@ pub fn tables_from_config<T: DeserializeOwned>(
             let value = match value {
                 toml::Value::Table(m) => toml::Value::Array(
                     m.iter()
-                        .map(|(k, v)| toml::Value::Array(vec![toml::Value::String(k.clone()), v.clone()]))
+                        .map(|(k, v)| {
+                            toml::Value::Array(vec![toml::Value::String(k.clone()), v.clone()])
+                        })
                         .collect(),
                 ),
                 v => v.clone(),
@@ -32,21 +34,23 @@ pub fn tables_from_config<T: DeserializeOwned>(
             flat.insert(format!("{element}_{var}"), value);
         }
     }
-    toml::Value::Table(flat).try_into().map_err(|e: toml::de::Error| {
-        let msg = e.to_string().trim().replace('\n', " ");
-        // Name the config key rather than the generated field.
-        let mut out = format!("`tables`: {msg}");
-        for (element, vars) in tables {
-            if let toml::Value::Table(vars) = vars {
-                for var in vars.keys() {
-                    if msg.contains(&format!("{element}_{var}")) {
-                        out = format!("`tables.{element}.{var}`: {msg}");
+    toml::Value::Table(flat)
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            let msg = e.to_string().trim().replace('\n', " ");
+            // Name the config key rather than the generated field.
+            let mut out = format!("`tables`: {msg}");
+            for (element, vars) in tables {
+                if let toml::Value::Table(vars) = vars {
+                    for var in vars.keys() {
+                        if msg.contains(&format!("{element}_{var}")) {
+                            out = format!("`tables.{element}.{var}`: {msg}");
+                        }
                     }
                 }
             }
-        }
-        out
-    })
+            out
+        })
 }
 
 #[cfg(test)]
@@ -67,11 +71,16 @@ mod tests {
 
     #[test]
     fn maps_and_scalars_become_generated_fields() {
-        let t = parse("[firewall]\nrules = { alice = \"allow\", bob = \"deny\" }\n[limiter]\nrate = 5\n")
-            .unwrap();
+        let t = parse(
+            "[firewall]\nrules = { alice = \"allow\", bob = \"deny\" }\n[limiter]\nrate = 5\n",
+        )
+        .unwrap();
         assert_eq!(
             t.firewall_rules,
-            vec![("alice".into(), "allow".into()), ("bob".into(), "deny".into())]
+            vec![
+                ("alice".into(), "allow".into()),
+                ("bob".into(), "deny".into())
+            ]
         );
         assert_eq!(t.limiter_rate, 5);
         assert_eq!(parse("").unwrap(), Tables::default());

@@ -225,7 +225,8 @@ impl App for KvClient {
             }
             return true;
         };
-        while self.stats.issued < self.spec.count && self.outstanding.len() < self.spec.concurrency {
+        while self.stats.issued < self.spec.count && self.outstanding.len() < self.spec.concurrency
+        {
             if !self.issue(now, ep, session) {
                 break;
             }

@@ -43,7 +43,10 @@ struct Handler<'a> {
 
 impl kv::KvService for Handler<'_> {
     fn get(&mut self, req: kv::GetRequestView<'_>) -> Result<kv::GetResponse, AppError> {
-        let store = self.store.read().map_err(|_| AppError::new(1, "store poisoned"))?;
+        let store = self
+            .store
+            .read()
+            .map_err(|_| AppError::new(1, "store poisoned"))?;
         Ok(match store.get(req.name()) {
             Some(v) => kv::GetResponse {
                 value: v.clone(),
@@ -57,7 +60,10 @@ impl kv::KvService for Handler<'_> {
     }
 
     fn set(&mut self, req: kv::SetRequestView<'_>) -> Result<kv::SetResponse, AppError> {
-        let mut store = self.store.write().map_err(|_| AppError::new(1, "store poisoned"))?;
+        let mut store = self
+            .store
+            .write()
+            .map_err(|_| AppError::new(1, "store poisoned"))?;
         store.insert(req.name().to_vec(), req.value().to_vec());
         Ok(kv::SetResponse { ok: true })
     }

@@ -20,7 +20,11 @@ use dataplane::engine::Engine;
 use kv_example::client::{ClientSpec, ClientStats, KvClient, Op};
 
 #[derive(Parser)]
-#[command(name = "kv-client", version, about = "Drives the KV service through the flatrpc dataplane")]
+#[command(
+    name = "kv-client",
+    version,
+    about = "Drives the KV service through the flatrpc dataplane"
+)]
 struct Args {
     /// Dataplane configuration (TOML) with a [client] section naming the server.
     #[arg(long)]
@@ -90,7 +94,11 @@ fn report(args: &Args, s: &ClientStats) -> Report {
         mismatches: s.mismatches,
         connect_failed: s.connect_failed,
         seconds,
-        rps: if seconds > 0.0 { s.completed as f64 / seconds } else { 0.0 },
+        rps: if seconds > 0.0 {
+            s.completed as f64 / seconds
+        } else {
+            0.0
+        },
         p50_us: q(0.5),
         p90_us: q(0.9),
         p99_us: q(0.99),
@@ -104,17 +112,26 @@ fn run(args: Args) -> Result<bool> {
     let server = cfg
         .client
         .as_ref()
-        .ok_or_else(|| anyhow!("{}: needs a [client] section with `server = \"IP:PORT\"`", args.config.display()))?
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: needs a [client] section with `server = \"IP:PORT\"`",
+                args.config.display()
+            )
+        })?
         .server;
     if args.concurrency == 0 || args.concurrency > 64 {
-        bail!("--concurrency must be between 1 and 64, got {}", args.concurrency);
+        bail!(
+            "--concurrency must be between 1 and 64, got {}",
+            args.concurrency
+        );
     }
     if cfg.cores.len() != 1 {
         bail!("kv-client runs on one core: give one entry in `cores`");
     }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing a signal handler")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing a signal handler")?;
     }
     let spec = ClientSpec {
         server,
@@ -158,7 +175,12 @@ fn run(args: Args) -> Result<bool> {
         bail!("could not open a session to {server}");
     }
     if timed_out {
-        bail!("gave up after {} s with {} of {} RPCs finished", args.timeout, r.completed + r.errors, r.count);
+        bail!(
+            "gave up after {} s with {} of {} RPCs finished",
+            args.timeout,
+            r.completed + r.errors,
+            r.count
+        );
     }
     Ok(true)
 }

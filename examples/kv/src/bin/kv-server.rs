@@ -20,7 +20,11 @@ use kv_example::kv;
 use kv_example::server::{KvServer, ServerStats, Store};
 
 #[derive(Parser)]
-#[command(name = "kv-server", version, about = "The KV service on the flatrpc dataplane")]
+#[command(
+    name = "kv-server",
+    version,
+    about = "The KV service on the flatrpc dataplane"
+)]
 struct Args {
     /// Dataplane configuration (TOML).
     #[arg(long)]
@@ -58,11 +62,12 @@ fn sum(cores: &[CoreSnapshot<ServerStats>]) -> ServerStats {
 
 fn run(args: Args) -> Result<()> {
     let cfg = Config::load(&args.config)?;
-    let tables: kv::Tables =
-        tables_from_config(&cfg.tables).map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
+    let tables: kv::Tables = tables_from_config(&cfg.tables)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing a signal handler")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing a signal handler")?;
     }
     let shared = kv::ServerShared::default();
     let store = Store::default();
@@ -71,7 +76,10 @@ fn run(args: Args) -> Result<()> {
             now: 0,
             seed: 0x6b76 ^ i as u64,
         };
-        KvServer::new(kv::ServerPipeline::new(&shared, &tables, &init), Arc::clone(&store))
+        KvServer::new(
+            kv::ServerPipeline::new(&shared, &tables, &init),
+            Arc::clone(&store),
+        )
     })?;
     eprintln!(
         "kv-server: serving {} on {}:{} ({} core(s), mac {})",
@@ -96,10 +104,20 @@ fn run(args: Args) -> Result<()> {
             }
         }
     }
-    let cores: Vec<_> = engine.stop_and_join()?.into_iter().map(|(_, s)| s).collect();
+    let cores: Vec<_> = engine
+        .stop_and_join()?
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
     let total = sum(&cores);
     if args.json {
-        println!("{}", serde_json::to_string(&Final { server: total, cores })?);
+        println!(
+            "{}",
+            serde_json::to_string(&Final {
+                server: total,
+                cores
+            })?
+        );
     } else {
         println!("kv-server final counters");
         println!(
