@@ -373,9 +373,13 @@ pub struct TransportConfig {
     /// Deadline of an unreliable RPC.
     pub unreliable_timeout_ns: u64,
     pub idle_timeout_ns: u64,
-    /// Handshake retransmission interval (doubled per retry); also the lifetime of an
-    /// embryonic server session.
+    /// Handshake retransmission interval (doubled per retry).
     pub handshake_timeout_ns: u64,
+    /// How long a server keeps an embryonic session (a `Connect` not yet confirmed by the
+    /// client's first packet). Their number is bounded by `max_embryonic` with eviction,
+    /// so this can be generous: a client descheduled for a few milliseconds between its
+    /// handshake and its first call must not find its session gone.
+    pub embryonic_timeout_ns: u64,
     pub connect_retries: u32,
     /// Reassembly memory, all sessions together.
     pub max_reassembly_bytes: usize,
@@ -420,6 +424,7 @@ impl Default for TransportConfig {
             unreliable_timeout_ns: 5_000_000,
             idle_timeout_ns: 30_000_000_000,
             handshake_timeout_ns: 5_000_000,
+            embryonic_timeout_ns: 1_000_000_000,
             connect_retries: 6,
             max_reassembly_bytes: 64 << 20,
             max_session_reassembly_bytes: 8 << 20,

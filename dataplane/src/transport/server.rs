@@ -19,9 +19,6 @@ use crate::wire::rpc::{
     FLAG_RESYNC,
 };
 
-/// An embryonic session lives this many handshake timeouts.
-const EMBRYONIC_LIFETIMES: u64 = 4;
-
 impl<A: Copy + Eq + Hash> Endpoint<A> {
     /// Server: answers a request delivered by [`Event::Request`](super::Event::Request).
     pub fn respond(
@@ -136,10 +133,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             });
         }
         self.embryonic.push_back(id);
-        self.arm_session_timer(
-            idx,
-            now + self.cfg.handshake_timeout_ns * EMBRYONIC_LIFETIMES,
-        );
+        self.arm_session_timer(idx, now + self.cfg.embryonic_timeout_ns);
         self.push_tx(TxItem::ConnectAck { idx, id });
         Ok(())
     }

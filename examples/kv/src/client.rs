@@ -37,7 +37,7 @@ pub struct ClientSpec {
 }
 
 /// The client's counters and latency histogram.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Clone, serde::Serialize)]
 pub struct ClientStats {
     pub issued: u64,
     pub completed: u64,
@@ -46,7 +46,10 @@ pub struct ClientStats {
     pub denied: u64,
     pub timeouts: u64,
     pub remote_errors: u64,
+    /// Calls the transport refused (`CallError`) or that failed otherwise.
     pub other_errors: u64,
+    /// Of `other_errors`: RPCs failed because their session closed.
+    pub session_closed: u64,
     pub gets_found: u64,
     pub gets_not_found: u64,
     /// GETs that found a value other than the one every SET of that key writes.
@@ -69,6 +72,7 @@ impl Default for ClientStats {
             timeouts: 0,
             remote_errors: 0,
             other_errors: 0,
+            session_closed: 0,
             gets_found: 0,
             gets_not_found: 0,
             mismatches: 0,
@@ -78,6 +82,17 @@ impl Default for ClientStats {
             latency_ns: Histogram::new_with_bounds(1, 100_000_000_000, 3)
                 .expect("constant histogram bounds (1 ns .. 100 s, 3 digits) are valid"),
         }
+    }
+}
+
+impl std::fmt::Debug for ClientStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Everything but the histogram's buckets.
+        let mut v = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+        if let Some(m) = v.as_object_mut() {
+            m.insert("latency_samples".into(), self.latency_ns.len().into());
+        }
+        write!(f, "{v}")
     }
 }
 
@@ -286,7 +301,11 @@ impl App for KvClient {
                     RpcError::Remote { code } if code == self.denied_code => self.stats.denied += 1,
                     RpcError::Remote { .. } => self.stats.remote_errors += 1,
                     RpcError::Timeout { .. } => self.stats.timeouts += 1,
-                    _ => self.stats.other_errors += 1,
+                    RpcError::SessionClosed => {
+                        self.stats.other_errors += 1;
+                        self.stats.session_closed += 1;
+                    }
+                    RpcError::OrderBroken => self.stats.other_errors += 1,
                 }
             }
         }

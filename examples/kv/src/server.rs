@@ -90,6 +90,11 @@ impl KvServer {
         }
     }
 
+    /// The core's pipeline (its elements' state and counters).
+    pub fn pipeline(&self) -> &kv::ServerPipeline {
+        &self.pipeline
+    }
+
     /// The core's pipeline (e.g. to reload its tables).
     pub fn pipeline_mut(&mut self) -> &mut kv::ServerPipeline {
         &mut self.pipeline
