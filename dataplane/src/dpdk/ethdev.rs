@@ -154,6 +154,21 @@ impl EthDev {
         Ok(id)
     }
 
+    /// Removes virtual device `name` from the vdev bus (`rte_vdev_uninit`), e.g. after
+    /// the port made by [`EthDev::create_vdev`] was closed (closing a port does not
+    /// unregister its device, so the same name cannot be created again before this).
+    pub fn remove_vdev(name: &str) -> Result<(), DpdkError> {
+        Eal::require()?;
+        let n = CString::new(name)
+            .map_err(|_| DpdkError::Invalid(format!("vdev name {name:?} contains NUL")))?;
+        // SAFETY: the EAL is initialised; `n` is a valid C string.
+        let rc = unsafe { sys::rte_vdev_uninit(n.as_ptr()) };
+        if rc != 0 {
+            return Err(DpdkError::errno("rte_vdev_uninit", None, rc));
+        }
+        Ok(())
+    }
+
     /// Hot-plugs a virtual device (as `--vdev=name,args` would at start-up) and returns
     /// its port id; e.g. `create_vdev("net_null7", "copy=1")`.
     pub fn create_vdev(name: &str, args: &str) -> Result<u16, DpdkError> {

@@ -59,12 +59,14 @@ impl<A: App + 'static> Engine<A> {
             transport,
             classes: spec.classes.clone(),
         };
-        let available = core_affinity::get_core_ids().unwrap_or_default();
-        for &c in &cfg.cores {
-            if !available.iter().any(|a| a.id == c) {
-                bail!("`cores`: core {c} is not available to this process");
-            }
-        }
+        // Cores are checked when each thread pins itself: the calling thread's own
+        // affinity says nothing (EAL pins the thread that initialises it, and threads
+        // inherit that mask).
+        let available: Vec<core_affinity::CoreId> = cfg
+            .cores
+            .iter()
+            .map(|&id| core_affinity::CoreId { id })
+            .collect();
         let queues = cfg.cores.len();
         match cfg.port.backend {
             BackendKind::Afpacket => {
@@ -185,7 +187,10 @@ impl<A: App + 'static> Engine<A> {
                 .name(format!("core{}", core_id.id))
                 .spawn(move || -> CoreResult<A> {
                     if !core_affinity::set_for_current(core_id) {
-                        bail!("could not pin to core {}", core_id.id);
+                        bail!(
+                            "`cores`: core {} is not available to this process",
+                            core_id.id
+                        );
                     }
                     let _registration = init()?;
                     // The clock is made on the core (TSC when EAL is up).

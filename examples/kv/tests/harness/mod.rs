@@ -28,8 +28,33 @@ pub const SERVER_IP: &str = "10.77.1.2";
 #[derive(Debug, Clone)]
 pub enum Backend {
     Afpacket,
-    /// A DPDK port already created (e.g. `net_af_packet0`) in this process's EAL.
+    /// DPDK's `net_af_packet` PMD on the side's veth, as vdev `name` (created in the
+    /// side's namespace, in this process's EAL, whenever an engine starts: a vdev goes
+    /// away when the engine that used it stops).
     Dpdk(String),
+}
+
+/// Makes sure the vdev of a DPDK side exists, creating it inside `ns`.
+#[cfg(feature = "dpdk")]
+fn ensure_vdev(backend: &Backend, ns: &str, iface: &str) -> Result<()> {
+    use dataplane::dpdk::EthDev;
+    let Backend::Dpdk(name) = backend else {
+        return Ok(());
+    };
+    if EthDev::port_by_name(name).is_ok() {
+        return Ok(());
+    }
+    // A vdev whose port an earlier engine closed is still on the bus: take it off first.
+    let _ = EthDev::remove_vdev(name);
+    let (n, args) = (name.clone(), format!("iface={iface}"));
+    in_netns(ns, move || EthDev::create_vdev(&n, &args))?
+        .with_context(|| format!("creating {name} on {iface}"))?;
+    Ok(())
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn ensure_vdev(_: &Backend, _: &str, _: &str) -> Result<()> {
+    Ok(())
 }
 
 /// A config for one side; `extra` is appended (tables, client section...).
@@ -56,8 +81,14 @@ pub fn config(
 
 pub const RULES: &str = "[tables.firewall]\nrules = { alice = \"allow\", bob = \"deny\" }";
 
-/// Starts a KV server engine inside `ns`.
-pub fn start_server(ns: &str, cfg: Config) -> Result<Engine<KvServer>> {
+/// Starts a KV server engine inside `ns` (on `iface` for a DPDK backend).
+pub fn start_server(
+    ns: &str,
+    backend: &Backend,
+    iface: &str,
+    cfg: Config,
+) -> Result<Engine<KvServer>> {
+    ensure_vdev(backend, ns, iface)?;
     in_netns(ns, move || -> Result<_> {
         let tables: kv::Tables = tables_from_config(&cfg.tables).map_err(anyhow::Error::msg)?;
         let shared = kv::ServerShared::default();
@@ -100,7 +131,15 @@ impl Run {
 }
 
 /// Runs a KV client engine inside `ns` until its RPCs all have an outcome (or `limit`).
-pub fn run_client(ns: &str, cfg: &Config, run: Run, limit: Duration) -> Result<ClientStats> {
+pub fn run_client(
+    ns: &str,
+    backend: &Backend,
+    iface: &str,
+    cfg: &Config,
+    run: Run,
+    limit: Duration,
+) -> Result<ClientStats> {
+    ensure_vdev(backend, ns, iface)?;
     let server = format!("{SERVER_IP}:7000").parse()?;
     let spec = ClientSpec {
         server,
@@ -156,19 +195,20 @@ pub fn kv_scenario(net: &NetnsPair, server: &Backend, client: &Backend) -> Resul
         7001,
         &format!("[client]\nserver = \"{SERVER_IP}:7000\""),
     )?;
-    let engine = start_server(&net.ns_b, scfg)?;
+    let engine = start_server(&net.ns_b, server, &net.veth_b, scfg)?;
+    let run_client = |r: Run, limit| run_client(&net.ns_a, client, &net.veth_a, &ccfg, r, limit);
     let limit = Duration::from_secs(20);
     let result = (|| -> Result<()> {
-        let set = run_client(&net.ns_a, &ccfg, Run::new(Op::Set, 500, "alice"), limit)?;
+        let set = run_client(Run::new(Op::Set, 500, "alice"), limit)?;
         anyhow::ensure!(set.completed == 500 && set.errors == 0, "SETs: {set:?}");
-        let get = run_client(&net.ns_a, &ccfg, Run::new(Op::Get, 500, "alice"), limit)?;
+        let get = run_client(Run::new(Op::Get, 500, "alice"), limit)?;
         anyhow::ensure!(get.completed == 500, "GETs: {get:?}");
         anyhow::ensure!(
             get.gets_found == 500 && get.mismatches == 0,
             "GETs read back: {get:?}"
         );
         for user in ["bob", "mallory"] {
-            let r = run_client(&net.ns_a, &ccfg, Run::new(Op::Get, 50, user), limit)?;
+            let r = run_client(Run::new(Op::Get, 50, user), limit)?;
             anyhow::ensure!(
                 r.completed == 0 && r.denied == 50,
                 "{user}: want 50 denied, got {r:?}"
