@@ -4,10 +4,10 @@
 //! ring and a TX frame ring mapped in one region, bound to the interface. The RX ring
 //! is chosen by [`RxRing`]: a V3 block ring (with a retire timeout; best throughput) or
 //! a V2 frame ring (each frame handed over at once; lowest latency at low load). The
-//! TX ring follows the socket's version. With several queues the sockets join one `PACKET_FANOUT` group
-//! (`PACKET_FANOUT_HASH`, a kernel-chosen unique id) so a flow always lands on the same
-//! queue. Outgoing frames are never received back (`PACKET_IGNORE_OUTGOING` and the
-//! fanout flag of the same name).
+//! TX ring follows the socket's version. With several queues the sockets join one
+//! `PACKET_FANOUT` group (`PACKET_FANOUT_HASH`, a kernel-chosen unique id) so a flow
+//! always lands on the same queue. Outgoing frames are never received back
+//! (`PACKET_IGNORE_OUTGOING` and the fanout flag of the same name).
 //!
 //! The data path makes no syscall on receive and one `sendto` per transmit burst, and
 //! allocates nothing: frames are copied between the rings and [`PoolBuf`]s of the
