@@ -815,6 +815,74 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_pool_leaves_frames_in_the_ring_until_buffers_return() {
+        if !is_root() {
+            eprintln!("skipped: needs root (network namespace, CAP_NET_RAW)");
+            return;
+        }
+        for ring in [RxRing::V3, RxRing::V2] {
+            empty_pool_leaves_frames_in_the_ring(ring);
+        }
+    }
+
+    fn empty_pool_leaves_frames_in_the_ring(rx_ring: RxRing) {
+        let cfg = AfPacketConfig {
+            rx_ring,
+            block_count: 4,
+            pool_bufs: 4,
+            ..AfPacketConfig::default()
+        };
+        let (mut tx, mut rx) = std::thread::spawn(move || {
+            // SAFETY: as above, only this short-lived thread enters a new namespace.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+            let ctl = sys::socket(libc::AF_INET, libc::SOCK_DGRAM, 0, "lo").unwrap();
+            sys::set_up(&ctl, "lo").unwrap();
+            let tx = AfPacket::open("lo", &cfg).unwrap().remove(0);
+            let rx = AfPacket::open("lo", &cfg).unwrap().remove(0);
+            (tx, rx)
+        })
+        .join()
+        .unwrap();
+        let marker = next_local_seed().to_be_bytes();
+        let mut frame = [0u8; 60];
+        frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+        frame[14..22].copy_from_slice(&marker);
+        let mut seen = Vec::new();
+        for i in 0..10u8 {
+            let mut b = tx.alloc().unwrap();
+            frame[22] = i;
+            b.fill_from(&frame).unwrap();
+            let mut bufs = vec![b];
+            assert_eq!(tx.tx_burst(&mut bufs), 1);
+        }
+        // Hold every buffer: after 4 frames the pool is empty and the rest must stay in
+        // the ring, then arrive in order once the buffers come back.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut held = Vec::with_capacity(32);
+        while seen.len() < 10 && std::time::Instant::now() < deadline {
+            rx.rx_burst(&mut held, 32);
+            if held.len() == 4 {
+                assert_eq!(rx.rx_burst(&mut held, 32), 0, "{rx_ring:?}: pool is empty");
+                assert!(rx.stats().alloc_failed >= 1, "{rx_ring:?}");
+            }
+            if held.len() == 4 || seen.len() + held.len() == 10 {
+                for b in held.drain(..) {
+                    if b.data().get(14..22) == Some(&marker[..]) {
+                        seen.push(b.data()[22]);
+                    }
+                }
+            }
+        }
+        seen.extend(
+            held.drain(..)
+                .filter(|b| b.data().get(14..22) == Some(&marker[..]))
+                .map(|b| b.data()[22]),
+        );
+        assert_eq!(seen, (0..10).collect::<Vec<u8>>(), "{rx_ring:?}");
+        assert_eq!(rx.stats().rx_dropped, 0, "{rx_ring:?}");
+    }
+
+    #[test]
     fn a_full_tx_ring_leaves_frames_with_the_caller_and_recovers() {
         if !is_root() {
             eprintln!("skipped: needs root (network namespace, CAP_NET_RAW)");
