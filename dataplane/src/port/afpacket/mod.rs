@@ -883,6 +883,71 @@ mod tests {
     }
 
     #[test]
+    fn a_full_rx_ring_counts_the_kernels_drops() {
+        if !is_root() {
+            eprintln!("skipped: needs root (network namespace, CAP_NET_RAW)");
+            return;
+        }
+        for ring in [RxRing::V3, RxRing::V2] {
+            full_rx_ring_counts_drops(ring);
+        }
+    }
+
+    fn full_rx_ring_counts_drops(rx_ring: RxRing) {
+        // One 4 KiB block: 2 frame slots in V2, a few dozen small frames in V3.
+        let cfg = AfPacketConfig {
+            rx_ring,
+            block_size: 4096,
+            block_count: 1,
+            frame_size: 2048,
+            pool_bufs: 256,
+            ..AfPacketConfig::default()
+        };
+        let (mut tx, mut rx) = std::thread::spawn(move || {
+            // SAFETY: as above, only this short-lived thread enters a new namespace.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+            let ctl = sys::socket(libc::AF_INET, libc::SOCK_DGRAM, 0, "lo").unwrap();
+            sys::set_up(&ctl, "lo").unwrap();
+            let tx = AfPacket::open("lo", &cfg).unwrap().remove(0);
+            let rx = AfPacket::open("lo", &cfg).unwrap().remove(0);
+            (tx, rx)
+        })
+        .join()
+        .unwrap();
+        const SENT: u64 = 100;
+        let mut frame = [0u8; 60];
+        frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut bufs = Vec::new();
+        for i in 0..SENT {
+            frame[14..22].copy_from_slice(&i.to_be_bytes());
+            let mut b = tx.alloc().unwrap();
+            b.fill_from(&frame).unwrap();
+            bufs.push(b);
+            // The TX ring has 2 slots too: retry until the kernel took the frame.
+            while !bufs.is_empty() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{rx_ring:?}: TX stuck"
+                );
+                tx.tx_burst(&mut bufs);
+            }
+        }
+        // Nothing was read while sending: the ring filled and the kernel dropped the rest.
+        let mut received = 0u64;
+        let mut out = Vec::new();
+        while received + rx.stats().rx_dropped < SENT && std::time::Instant::now() < deadline {
+            received += rx.rx_burst(&mut out, 32) as u64;
+            out.clear();
+        }
+        let s = rx.stats();
+        assert!(s.rx_dropped > 0, "{rx_ring:?}: {s:?}");
+        assert_eq!(received + s.rx_dropped, SENT, "{rx_ring:?}: {s:?}");
+        // PACKET_STATISTICS resets on read: the port keeps the sum, counted once.
+        assert_eq!(rx.stats().rx_dropped, s.rx_dropped, "{rx_ring:?}");
+    }
+
+    #[test]
     fn a_full_tx_ring_leaves_frames_with_the_caller_and_recovers() {
         if !is_root() {
             eprintln!("skipped: needs root (network namespace, CAP_NET_RAW)");

@@ -34,7 +34,10 @@ pub enum RxRing {
     V3,
     /// TPACKET_V2 frame ring: each frame is handed over as soon as it is written, as
     /// DPDK's `net_af_packet` does. Lowest latency at low load; one status word per
-    /// frame.
+    /// frame. The ring holds `block_size / frame_size * block_count` frames whatever
+    /// their length (2048 with the default geometry, where V3 packs tens of thousands
+    /// of small frames into the same memory), so raise `block_count` when the receiver
+    /// may fall behind bursts.
     V2,
 }
 
