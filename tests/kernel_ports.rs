@@ -3,15 +3,19 @@
 //! under CI). Every wait is bounded by a deadline.
 //!
 //! - afpacket ↔ afpacket over a veth pair: 1000 sequenced frames each way, bytes
-//!   compared, no loss, own frames never received back;
-//! - fanout with 2 queues: flows spread over both sockets, each flow on one socket;
+//!   compared, no loss, own frames never received back (V3 and V2 RX rings);
+//! - fanout with 2 queues: flows spread over both sockets, each flow on one socket
+//!   (V3 and V2);
+//! - latency: one-frame ping-pong between two afpacket ports; the V2 frame ring's
+//!   median round trip stays below 500 µs (V3 waits for its block retire timer);
 //! - interop with the kernel stack: our UDP checksums are accepted by a kernel UDP
 //!   socket, and the kernel's ARP replies parse with our ARP view;
 //! - tap ↔ afpacket through IP forwarding: a tap in namespace a routed to the veth,
 //!   with the tap side answering the kernel's ARP itself, 1000 frames each way;
 //! - persistent taps: create, open by name, delete.
 //!
-//! `afpacket_throughput` (ignored by default) measures pps; run it in release:
+//! `afpacket_throughput` (ignored by default) measures pps for both ring versions; run
+//! it in release:
 //! `cargo test --release --no-default-features --test kernel_ports -- --ignored --nocapture`.
 
 mod common;
@@ -24,15 +28,20 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use common::frames::*;
 use common::{in_netns, require_root, NetnsPair};
-use dataplane::port::afpacket::{AfPacket, AfPacketConfig, AfPacketPort};
+use dataplane::port::afpacket::{AfPacket, AfPacketConfig, AfPacketPort, RxRing};
 use dataplane::port::tap::{Tap, TapConfig, TapPort};
 use dataplane::port::{PacketBuf, Port, MAX_BURST};
 use dataplane::wire::arp::{parse_arp_frame, ArpOperation, ArpRepr};
 use dataplane::wire::{parse_udp_ipv4, MacAddr, UdpIpv4Header};
 
 fn small_cfg(queues: usize) -> AfPacketConfig {
+    ring_cfg(queues, RxRing::V3)
+}
+
+fn ring_cfg(queues: usize, rx_ring: RxRing) -> AfPacketConfig {
     AfPacketConfig {
         queues,
+        rx_ring,
         block_size: 1 << 16,
         block_count: 16,
         pool_bufs: 2048,
@@ -48,15 +57,27 @@ fn open_afpacket(ns: &str, iface: &str, cfg: &AfPacketConfig) -> Result<Vec<AfPa
 
 #[test]
 fn afpacket_to_afpacket_1000_frames_each_way() -> Result<()> {
-    if !require_root("afpacket_to_afpacket_1000_frames_each_way") {
+    afpacket_to_afpacket_1000_frames_each_way_with(RxRing::V3)
+}
+
+#[test]
+fn afpacket_v2_to_afpacket_v2_1000_frames_each_way() -> Result<()> {
+    afpacket_to_afpacket_1000_frames_each_way_with(RxRing::V2)
+}
+
+fn afpacket_to_afpacket_1000_frames_each_way_with(ring: RxRing) -> Result<()> {
+    if !require_root(&format!(
+        "afpacket_to_afpacket_1000_frames_each_way ({ring:?})"
+    )) {
         return Ok(());
     }
+    let cfg = ring_cfg(1, ring);
     let pair = NetnsPair::new("afp")?;
-    let mut a = open_afpacket(&pair.ns_a, &pair.veth_a, &small_cfg(1))?.remove(0);
+    let mut a = open_afpacket(&pair.ns_a, &pair.veth_a, &cfg)?.remove(0);
     // A second, independent port on the same interface: it must not see what `a`
     // sends (PACKET_IGNORE_OUTGOING; a socket never sees its own frames anyway).
-    let mut a2 = open_afpacket(&pair.ns_a, &pair.veth_a, &small_cfg(1))?.remove(0);
-    let mut b = open_afpacket(&pair.ns_b, &pair.veth_b, &small_cfg(1))?.remove(0);
+    let mut a2 = open_afpacket(&pair.ns_a, &pair.veth_a, &cfg)?.remove(0);
+    let mut b = open_afpacket(&pair.ns_b, &pair.veth_b, &cfg)?.remove(0);
     ensure!(
         a.mac() == pair.mac_of(&pair.ns_a, &pair.veth_a)?,
         "port MAC is the interface's"
@@ -130,12 +151,23 @@ fn afpacket_oversized_frames_are_dropped_and_counted() -> Result<()> {
 
 #[test]
 fn afpacket_fanout_keeps_each_flow_on_one_queue() -> Result<()> {
-    if !require_root("afpacket_fanout_keeps_each_flow_on_one_queue") {
+    afpacket_fanout_keeps_each_flow_on_one_queue_with(RxRing::V3)
+}
+
+#[test]
+fn afpacket_v2_fanout_keeps_each_flow_on_one_queue() -> Result<()> {
+    afpacket_fanout_keeps_each_flow_on_one_queue_with(RxRing::V2)
+}
+
+fn afpacket_fanout_keeps_each_flow_on_one_queue_with(ring: RxRing) -> Result<()> {
+    if !require_root(&format!(
+        "afpacket_fanout_keeps_each_flow_on_one_queue ({ring:?})"
+    )) {
         return Ok(());
     }
     let pair = NetnsPair::new("fan")?;
-    let mut a = open_afpacket(&pair.ns_a, &pair.veth_a, &small_cfg(1))?.remove(0);
-    let mut queues = open_afpacket(&pair.ns_b, &pair.veth_b, &small_cfg(2))?;
+    let mut a = open_afpacket(&pair.ns_a, &pair.veth_a, &ring_cfg(1, ring))?.remove(0);
+    let mut queues = open_afpacket(&pair.ns_b, &pair.veth_b, &ring_cfg(2, ring))?;
     ensure!(queues.len() == 2);
     let dst_mac = queues[0].mac();
     const FLOWS: usize = 32;
@@ -197,7 +229,7 @@ fn afpacket_fanout_keeps_each_flow_on_one_queue() -> Result<()> {
     // Frames sent out of veth b, by the queues or by another socket, are not received
     // back by any queue of the group (a group never sees its own frames;
     // PACKET_FANOUT_FLAG_IGNORE_OUTGOING hides everyone else's), but do reach `a`.
-    let mut other = open_afpacket(&pair.ns_b, &pair.veth_b, &small_cfg(1))?.remove(0);
+    let mut other = open_afpacket(&pair.ns_b, &pair.veth_b, &ring_cfg(1, ring))?.remove(0);
     let back = UdpIpv4Header {
         src_mac: dst_mac,
         dst_mac: a.mac(),
@@ -226,11 +258,129 @@ fn afpacket_fanout_keeps_each_flow_on_one_queue() -> Result<()> {
         "the fanout group received {echoed} frames sent out of its own interface"
     );
     println!(
-        "fanout: queue 0 got {} flows, queue 1 got {}",
+        "fanout ({ring:?}): queue 0 got {} flows, queue 1 got {}",
         queue_of_flow.values().filter(|q| q.contains(&0)).count(),
         queue_of_flow.values().filter(|q| q.contains(&1)).count()
     );
     Ok(())
+}
+
+/// One frame at a time between two afpacket ports on a veth pair: `a` sends, `b`
+/// answers, `a` receives, 1000 times. With the V2 frame ring every frame is handed over
+/// as soon as the kernel writes it, so the median round trip is far below 500 µs; a V3
+/// block ring holds a lightly loaded block until its retire timer fires (≥ 1 ms each
+/// way), which is measured and printed for comparison only.
+#[test]
+fn afpacket_v2_ping_pong_median_is_below_500us() -> Result<()> {
+    if !require_root("afpacket_v2_ping_pong_median_is_below_500us") {
+        return Ok(());
+    }
+    let v2 = ping_pong(RxRing::V2, 1000)?;
+    // Fewer rounds for V3: each costs two retire timeouts (a few ms with HZ=250).
+    let v3 = ping_pong(RxRing::V3, 200)?;
+    for (ring, r) in [(RxRing::V2, &v2), (RxRing::V3, &v3)] {
+        println!(
+            "afpacket ping-pong {ring:?}: {} round trips, median {:.1} µs, p90 {:.1} µs, \
+             max {:.1} µs",
+            r.rounds,
+            r.median.as_secs_f64() * 1e6,
+            r.p90.as_secs_f64() * 1e6,
+            r.max.as_secs_f64() * 1e6
+        );
+    }
+    ensure!(
+        v2.median < Duration::from_micros(500),
+        "V2 median round trip {:?} (V3: {:?})",
+        v2.median,
+        v3.median
+    );
+    Ok(())
+}
+
+/// Round-trip times of a ping-pong run.
+#[derive(Debug)]
+struct RoundTrips {
+    rounds: usize,
+    median: Duration,
+    p90: Duration,
+    max: Duration,
+}
+
+/// `rounds` one-frame round trips a → b → a with both ports on `ring`, timed by the
+/// sender. Fails when one frame takes over a second or the run over 30 s.
+fn ping_pong(ring: RxRing, rounds: usize) -> Result<RoundTrips> {
+    let pair = NetnsPair::new("pp")?;
+    let cfg = ring_cfg(1, ring);
+    let mut a = open_afpacket(&pair.ns_a, &pair.veth_a, &cfg)?.remove(0);
+    let mut b = open_afpacket(&pair.ns_b, &pair.veth_b, &cfg)?.remove(0);
+    // Addresses outside the veth subnet and no forwarding: the kernels drop these
+    // frames silently instead of answering them (no ICMP in the way of the timing).
+    let ping = UdpIpv4Header {
+        src_mac: a.mac(),
+        dst_mac: b.mac(),
+        src_ip: Ipv4Addr::new(10, 79, 0, 1),
+        dst_ip: Ipv4Addr::new(10, 79, 0, 2),
+        src_port: 4000,
+        dst_port: TEST_PORT,
+        ttl: 64,
+        ip_id: 0,
+    };
+    let pong = UdpIpv4Header {
+        src_mac: b.mac(),
+        dst_mac: a.mac(),
+        src_ip: ping.dst_ip,
+        dst_ip: ping.src_ip,
+        ..ping
+    };
+    const LEN: usize = 64;
+    let run_deadline = Instant::now() + Duration::from_secs(30);
+    let mut rtts = Vec::with_capacity(rounds);
+    for seq in 0..rounds as u32 {
+        ensure!(
+            Instant::now() < run_deadline,
+            "{ring:?}: only {seq} of {rounds} round trips in 30 s"
+        );
+        let start = Instant::now();
+        let mut bufs = vec![frame_into(&mut a, &ping, &payload(seq, 1, LEN))?];
+        ensure!(a.tx_burst(&mut bufs) == 1, "{ring:?}: a's TX ring is full");
+        await_frame(&mut b, seq, 1, LEN).with_context(|| format!("{ring:?}: ping {seq}"))?;
+        let mut bufs = vec![frame_into(&mut b, &pong, &payload(seq, 2, LEN))?];
+        ensure!(b.tx_burst(&mut bufs) == 1, "{ring:?}: b's TX ring is full");
+        await_frame(&mut a, seq, 2, LEN).with_context(|| format!("{ring:?}: pong {seq}"))?;
+        rtts.push(start.elapsed());
+    }
+    rtts.sort_unstable();
+    let at = |q: f64| rtts.get(((rtts.len() - 1) as f64 * q) as usize).copied();
+    Ok(RoundTrips {
+        rounds,
+        median: at(0.5).context("no round trips")?,
+        p90: at(0.9).context("no round trips")?,
+        max: at(1.0).context("no round trips")?,
+    })
+}
+
+/// Busy-polls `port` until test frame `seq` of `flow` arrives (ignoring others), for at
+/// most a second.
+fn await_frame(port: &mut AfPacketPort, seq: u32, flow: u16, len: usize) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut out = Vec::with_capacity(MAX_BURST);
+    loop {
+        port.rx_burst(&mut out, MAX_BURST);
+        let mut found = false;
+        for f in out.drain(..) {
+            if let Some(s) = seen(f.data(), len) {
+                ensure!(s.payload_ok, "frame {seq} arrived corrupted");
+                found |= s.seq == seq && s.flow == flow;
+            }
+        }
+        if found {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "frame {seq} did not arrive in 1 s"
+        );
+    }
 }
 
 #[test]
@@ -553,9 +703,15 @@ fn afpacket_throughput() -> Result<()> {
     if !require_root("afpacket_throughput") {
         return Ok(());
     }
-    for bypass in [false, true] {
+    for (rx_ring, bypass) in [
+        (RxRing::V3, false),
+        (RxRing::V3, true),
+        (RxRing::V2, false),
+        (RxRing::V2, true),
+    ] {
         let pair = NetnsPair::new("perf")?;
         let cfg = AfPacketConfig {
+            rx_ring,
             qdisc_bypass: bypass,
             ..AfPacketConfig::default()
         };
@@ -618,7 +774,8 @@ fn afpacket_throughput() -> Result<()> {
         });
         let (sa, sb) = (a.stats(), b.stats());
         println!(
-            "afpacket 64B over veth (qdisc_bypass={bypass}): tx {:.3} Mpps, rx {:.3} Mpps, \
+            "afpacket 64B over veth ({rx_ring:?}, qdisc_bypass={bypass}): tx {:.3} Mpps, \
+             rx {:.3} Mpps, \
              kernel rx drops {}, tx_dropped(ring full) {}",
             sent / 1e6,
             received / 1e6,

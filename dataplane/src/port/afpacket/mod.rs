@@ -1,11 +1,13 @@
-//! AF_PACKET backend: TPACKET_V3 memory-mapped RX/TX rings, no DPDK.
+//! AF_PACKET backend: memory-mapped RX/TX rings (TPACKET_V3 or TPACKET_V2), no DPDK.
 //!
 //! [`AfPacket::open`] makes one `SOCK_RAW` packet socket per queue, each with an RX
-//! block ring (with a retire timeout) and a TX frame ring mapped in one region, bound
-//! to the interface. With several queues the sockets join one `PACKET_FANOUT` group
-//! (`PACKET_FANOUT_HASH`, a kernel-chosen unique id) so a flow always lands on the same
-//! queue. Outgoing frames are never received back (`PACKET_IGNORE_OUTGOING` and the
-//! fanout flag of the same name).
+//! ring and a TX frame ring mapped in one region, bound to the interface. The RX ring
+//! is chosen by [`RxRing`]: a V3 block ring (with a retire timeout; best throughput) or
+//! a V2 frame ring (each frame handed over at once; lowest latency at low load). The
+//! TX ring follows the socket's version. With several queues the sockets join one
+//! `PACKET_FANOUT` group (`PACKET_FANOUT_HASH`, a kernel-chosen unique id) so a flow
+//! always lands on the same queue. Outgoing frames are never received back
+//! (`PACKET_IGNORE_OUTGOING` and the fanout flag of the same name).
 //!
 //! The data path makes no syscall on receive and one `sendto` per transmit burst, and
 //! allocates nothing: frames are copied between the rings and [`PoolBuf`]s of the
@@ -21,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::MmapOptions;
 
-pub use ring::TX_DATA_OFFSET;
+pub use ring::{RxRing, TX2_DATA_OFFSET, TX_DATA_OFFSET};
 pub use sys::{PortError, MAX_IFNAME_LEN};
 
 use super::{BufPool, PacketBuf, PoolBuf, Port, PortStats};
@@ -35,12 +37,15 @@ const ETH_HEADER_LEN: usize = 14;
 pub struct AfPacketConfig {
     /// Sockets (queues) to open; more than one joins them in a fanout group.
     pub queues: usize,
+    /// RX ring layout (and socket version): V3 blocks (default) or V2 frames.
+    pub rx_ring: RxRing,
     /// Bytes per ring block: a multiple of the page size and of `frame_size`.
     pub block_size: usize,
     /// Blocks per ring (the RX and the TX ring each have this many).
     pub block_count: usize,
-    /// TX slot size: a multiple of 16, more than 48 (its header); the largest frame
-    /// either way is `frame_size - 48` bytes.
+    /// Frame slot size (TX, and RX in V2): a multiple of 16. The largest frame either
+    /// way is `frame_size - 48` bytes with V3, `frame_size - 66` with V2 (its RX slots
+    /// hold a 32-byte header and the kernel's link-header padding).
     pub frame_size: usize,
     /// Send straight to the driver, skipping the qdisc layer (`PACKET_QDISC_BYPASS`).
     pub qdisc_bypass: bool,
@@ -48,7 +53,8 @@ pub struct AfPacketConfig {
     pub promiscuous: bool,
     /// Buffers in each queue's pool.
     pub pool_bufs: usize,
-    /// Milliseconds after which the kernel hands over a partly filled RX block.
+    /// Milliseconds after which the kernel hands over a partly filled RX block (V3
+    /// only; V2 hands every frame over at once).
     pub retire_timeout_ms: u32,
 }
 
@@ -56,6 +62,7 @@ impl Default for AfPacketConfig {
     fn default() -> Self {
         AfPacketConfig {
             queues: 1,
+            rx_ring: RxRing::V3,
             block_size: 1 << 16,
             block_count: 64,
             frame_size: 2048,
@@ -86,13 +93,20 @@ impl AfPacketConfig {
                 self.block_size
             ));
         }
-        if self.frame_size <= TX_DATA_OFFSET + ETH_HEADER_LEN
+        let geo = Geometry {
+            ring: self.rx_ring,
+            block_size: self.block_size,
+            block_count: self.block_count,
+            frame_size: self.frame_size,
+        };
+        if geo.max_frame() <= ETH_HEADER_LEN
             || !self.frame_size.is_multiple_of(libc::TPACKET_ALIGNMENT)
         {
             return bad(format!(
-                "frame_size {} must be a multiple of 16 above {}",
+                "frame_size {} must be a multiple of 16 above {} for {:?}",
                 self.frame_size,
-                TX_DATA_OFFSET + ETH_HEADER_LEN
+                self.rx_ring.slot_overhead() + ETH_HEADER_LEN,
+                self.rx_ring
             ));
         }
         if !self.block_size.is_multiple_of(self.frame_size) {
@@ -104,11 +118,6 @@ impl AfPacketConfig {
         if self.block_count == 0 {
             return bad("block_count must be at least 1".into());
         }
-        let geo = Geometry {
-            block_size: self.block_size,
-            block_count: self.block_count,
-            frame_size: self.frame_size,
-        };
         if u32::try_from(geo.tx_frames()).is_err() || u32::try_from(geo.block_size).is_err() {
             return bad("ring geometry overflows the kernel's 32-bit fields".into());
         }
@@ -150,7 +159,8 @@ fn open_queue(
     use libc::{c_int, SOL_PACKET};
     // Protocol 0: the socket receives nothing until it is bound to our interface.
     let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW, 0, iface)?;
-    let version = libc::tpacket_versions::TPACKET_V3 as c_int;
+    // The version applies to both rings of the socket, so it is set before either.
+    let version = cfg.rx_ring.packet_version();
     sys::setsockopt(
         &fd,
         SOL_PACKET,
@@ -187,37 +197,7 @@ fn open_queue(
             iface,
         )?;
     }
-    let frames = geo.tx_frames() as u32;
-    let rx_req = libc::tpacket_req3 {
-        tp_block_size: geo.block_size as u32,
-        tp_block_nr: geo.block_count as u32,
-        tp_frame_size: geo.frame_size as u32,
-        tp_frame_nr: frames,
-        tp_retire_blk_tov: cfg.retire_timeout_ms,
-        tp_sizeof_priv: 0,
-        tp_feature_req_word: 0,
-    };
-    sys::setsockopt(
-        &fd,
-        SOL_PACKET,
-        libc::PACKET_RX_RING,
-        &rx_req,
-        "setsockopt(PACKET_RX_RING)",
-        iface,
-    )?;
-    // The TX ring of a V3 socket takes no timeout, private area or feature word.
-    let tx_req = libc::tpacket_req3 {
-        tp_retire_blk_tov: 0,
-        ..rx_req
-    };
-    sys::setsockopt(
-        &fd,
-        SOL_PACKET,
-        libc::PACKET_TX_RING,
-        &tx_req,
-        "setsockopt(PACKET_TX_RING)",
-        iface,
-    )?;
+    set_rings(&fd, iface, cfg, geo)?;
     let map = MmapOptions::new()
         .len(geo.map_bytes())
         .map_raw(fd.as_raw_fd())
@@ -267,10 +247,10 @@ fn open_queue(
     let mac = sys::hwaddr(&fd, iface)?;
     let mtu = sys::mtu(&fd, iface)?;
     // Start from zero: drop the counters the kernel kept before we were ready.
-    let _ = sys::getsockopt::<libc::tpacket_stats_v3>(&fd, SOL_PACKET, libc::PACKET_STATISTICS);
+    let _ = sys::getsockopt::<libc::tpacket_stats>(&fd, SOL_PACKET, libc::PACKET_STATISTICS);
 
     let max_frame = geo
-        .tx_max_frame()
+        .max_frame()
         .min(mtu.saturating_add(ETH_HEADER_LEN).max(ETH_HEADER_LEN));
     Ok(AfPacketPort {
         rings,
@@ -278,15 +258,93 @@ fn open_queue(
         pool: BufPool::new(cfg.pool_bufs, geo.tx_max_frame()),
         mac,
         max_frame,
-        rx_block: 0,
-        rx_in_block: false,
-        rx_left: 0,
-        rx_offset: 0,
+        rx: match cfg.rx_ring {
+            RxRing::V3 => RxCursor::Block {
+                block: 0,
+                inside: false,
+                left: 0,
+                offset: 0,
+            },
+            RxRing::V2 => RxCursor::Frame { slot: 0 },
+        },
         tx_slot: 0,
         tx_kick_pending: false,
         stats: PortStats::default(),
         kernel_drops: Cell::new(0),
     })
+}
+
+/// Sets up the RX and TX rings (PACKET_RX_RING, PACKET_TX_RING) in the socket's
+/// version, which must already be set.
+fn set_rings(
+    fd: &OwnedFd,
+    iface: &str,
+    cfg: &AfPacketConfig,
+    geo: Geometry,
+) -> Result<(), PortError> {
+    use libc::SOL_PACKET;
+    // `validate` checked that these fit the kernel's 32-bit fields.
+    let frames = geo.tx_frames() as u32;
+    match cfg.rx_ring {
+        RxRing::V3 => {
+            let rx_req = libc::tpacket_req3 {
+                tp_block_size: geo.block_size as u32,
+                tp_block_nr: geo.block_count as u32,
+                tp_frame_size: geo.frame_size as u32,
+                tp_frame_nr: frames,
+                tp_retire_blk_tov: cfg.retire_timeout_ms,
+                tp_sizeof_priv: 0,
+                tp_feature_req_word: 0,
+            };
+            sys::setsockopt(
+                fd,
+                SOL_PACKET,
+                libc::PACKET_RX_RING,
+                &rx_req,
+                "setsockopt(PACKET_RX_RING)",
+                iface,
+            )?;
+            // The TX ring of a V3 socket takes no timeout, private area or feature word.
+            let tx_req = libc::tpacket_req3 {
+                tp_retire_blk_tov: 0,
+                ..rx_req
+            };
+            sys::setsockopt(
+                fd,
+                SOL_PACKET,
+                libc::PACKET_TX_RING,
+                &tx_req,
+                "setsockopt(PACKET_TX_RING)",
+                iface,
+            )
+        }
+        RxRing::V2 => {
+            // Same memory for both rings; frames are packed in blocks, so frame_nr is
+            // frames per block times blocks (the kernel checks it).
+            let req = libc::tpacket_req {
+                tp_block_size: geo.block_size as u32,
+                tp_block_nr: geo.block_count as u32,
+                tp_frame_size: geo.frame_size as u32,
+                tp_frame_nr: frames,
+            };
+            sys::setsockopt(
+                fd,
+                SOL_PACKET,
+                libc::PACKET_RX_RING,
+                &req,
+                "setsockopt(PACKET_RX_RING)",
+                iface,
+            )?;
+            sys::setsockopt(
+                fd,
+                SOL_PACKET,
+                libc::PACKET_TX_RING,
+                &req,
+                "setsockopt(PACKET_TX_RING)",
+                iface,
+            )
+        }
+    }
 }
 
 /// Joins `fd` to the fanout group `id`, or creates a new group with a kernel-chosen
@@ -326,6 +384,58 @@ pub(crate) fn next_local_seed() -> u64 {
     (u64::from(std::process::id()) << 24) ^ (n << 8) ^ u64::from(nanos)
 }
 
+/// Where the next received frame is, per ring layout.
+#[derive(Debug, Clone, Copy)]
+enum RxCursor {
+    /// V3: the current block, whether we are inside it, packets left, next offset.
+    Block {
+        block: usize,
+        inside: bool,
+        left: u32,
+        offset: usize,
+    },
+    /// V2: the next frame slot to look at.
+    Frame { slot: usize },
+}
+
+/// What became of one received frame.
+enum Taken {
+    /// Copied into a buffer and pushed.
+    Delivered,
+    /// Counted as an error; its slot can be released.
+    Dropped,
+    /// The pool is empty: leave the frame in the ring for a later burst.
+    NoBuffer,
+}
+
+/// Copies one frame from the ring into a buffer of `pool`, counting it.
+fn take_frame(
+    pkt: &ring::RxPacket<'_>,
+    max_frame: usize,
+    pool: &BufPool,
+    stats: &mut PortStats,
+    out: &mut Vec<PoolBuf>,
+) -> Taken {
+    if pkt.data.len() != pkt.wire_len || pkt.data.len() > max_frame {
+        // Truncated by the ring or larger than our buffers.
+        stats.rx_errors += 1;
+        return Taken::Dropped;
+    }
+    let Some(mut buf) = pool.alloc() else {
+        // Leave the frame in the ring; the caller gets buffers back later.
+        stats.alloc_failed += 1;
+        return Taken::NoBuffer;
+    };
+    if buf.fill_from(pkt.data).is_err() {
+        stats.rx_errors += 1;
+        return Taken::Dropped;
+    }
+    stats.rx_packets += 1;
+    stats.rx_bytes += pkt.data.len() as u64;
+    out.push(buf);
+    Taken::Delivered
+}
+
 /// One AF_PACKET queue: an RX and a TX ring on one socket.
 pub struct AfPacketPort {
     // Field order matters for drop: unmap the rings before closing the socket.
@@ -335,11 +445,7 @@ pub struct AfPacketPort {
     mac: MacAddr,
     /// Largest frame we accept either way (interface MTU + 14, capped by the slot).
     max_frame: usize,
-    // RX cursor: the current block, whether we are inside it, packets left, next offset.
-    rx_block: usize,
-    rx_in_block: bool,
-    rx_left: u32,
-    rx_offset: usize,
+    rx: RxCursor,
     // TX cursor: the next slot to fill, and whether a kick failed and must be retried.
     tx_slot: usize,
     tx_kick_pending: bool,
@@ -354,6 +460,7 @@ impl std::fmt::Debug for AfPacketPort {
             .field("fd", &self.fd.as_raw_fd())
             .field("mac", &self.mac)
             .field("geometry", &self.rings.geometry())
+            .field("rx", &self.rx)
             .finish()
     }
 }
@@ -370,12 +477,102 @@ impl AfPacketPort {
         self.max_frame
     }
 
-    /// Hands the current RX block back to the kernel and moves to the next.
-    fn finish_block(&mut self) {
-        self.rings.rx_block_release(self.rx_block);
-        self.rx_block = (self.rx_block + 1) % self.rings.geometry().block_count;
-        self.rx_in_block = false;
-        self.rx_left = 0;
+    /// Receives from a V3 block ring, walking the packets of each user-owned block.
+    fn rx_blocks(&mut self, out: &mut Vec<PoolBuf>, max: usize) -> usize {
+        let RxCursor::Block {
+            mut block,
+            mut inside,
+            mut left,
+            mut offset,
+        } = self.rx
+        else {
+            return 0;
+        };
+        let blocks = self.rings.geometry().block_count;
+        // Hands the current block back to the kernel; returns the next one's index.
+        let release = |rings: &mut Rings, block: usize| {
+            rings.rx_block_release(block);
+            (block + 1) % blocks
+        };
+        let mut got = 0;
+        while got < max {
+            if !inside {
+                if !self.rings.rx_block_ready(block) {
+                    break;
+                }
+                let view = self.rings.rx_block(block);
+                left = view.num_pkts();
+                offset = view.first_offset();
+                inside = true;
+                if left == 0 {
+                    block = release(&mut self.rings, block);
+                    inside = false;
+                    continue;
+                }
+            }
+            let Some(pkt) = self.rings.rx_block(block).packet_at(offset) else {
+                // A header pointing outside the block: give up on the rest of it.
+                self.stats.rx_errors += u64::from(left);
+                block = release(&mut self.rings, block);
+                inside = false;
+                continue;
+            };
+            let next_offset = pkt.next_offset;
+            match take_frame(&pkt, self.max_frame, &self.pool, &mut self.stats, out) {
+                Taken::NoBuffer => break,
+                Taken::Delivered => got += 1,
+                Taken::Dropped => {}
+            }
+            left -= 1;
+            if left == 0 {
+                block = release(&mut self.rings, block);
+                inside = false;
+            } else if next_offset == 0 {
+                self.stats.rx_errors += u64::from(left);
+                block = release(&mut self.rings, block);
+                inside = false;
+            } else {
+                offset = offset.saturating_add(next_offset);
+            }
+        }
+        self.rx = RxCursor::Block {
+            block,
+            inside,
+            left,
+            offset,
+        };
+        got
+    }
+
+    /// Receives from a V2 frame ring: each user-owned slot in ring order, handed back
+    /// as soon as it is copied.
+    fn rx_frames(&mut self, out: &mut Vec<PoolBuf>, max: usize) -> usize {
+        let RxCursor::Frame { mut slot } = self.rx else {
+            return 0;
+        };
+        let slots = self.rings.geometry().tx_frames();
+        let mut got = 0;
+        // The kernel fills slots in ring order; one not yet ours ends the burst (a later
+        // one may already be, while another CPU is still copying into this one).
+        while got < max && self.rings.rx_frame_ready(slot) {
+            let taken = match self.rings.rx_frame(slot).packet() {
+                Some(pkt) => take_frame(&pkt, self.max_frame, &self.pool, &mut self.stats, out),
+                None => {
+                    // A header pointing outside its slot.
+                    self.stats.rx_errors += 1;
+                    Taken::Dropped
+                }
+            };
+            match taken {
+                Taken::NoBuffer => break,
+                Taken::Delivered => got += 1,
+                Taken::Dropped => {}
+            }
+            self.rings.rx_frame_release(slot);
+            slot = (slot + 1) % slots;
+        }
+        self.rx = RxCursor::Frame { slot };
+        got
     }
 
     /// Asks the kernel to send every frame marked SEND_REQUEST.
@@ -414,56 +611,10 @@ impl Port for AfPacketPort {
     type Buf = PoolBuf;
 
     fn rx_burst(&mut self, out: &mut Vec<PoolBuf>, max: usize) -> usize {
-        let mut got = 0;
-        while got < max {
-            if !self.rx_in_block {
-                if !self.rings.rx_block_ready(self.rx_block) {
-                    break;
-                }
-                let view = self.rings.rx_block(self.rx_block);
-                self.rx_left = view.num_pkts();
-                self.rx_offset = view.first_offset();
-                self.rx_in_block = true;
-                if self.rx_left == 0 {
-                    self.finish_block();
-                    continue;
-                }
-            }
-            let Some(pkt) = self.rings.rx_block(self.rx_block).packet_at(self.rx_offset) else {
-                // A header pointing outside the block: give up on the rest of it.
-                self.stats.rx_errors += u64::from(self.rx_left);
-                self.finish_block();
-                continue;
-            };
-            if pkt.data.len() != pkt.wire_len || pkt.data.len() > self.max_frame {
-                // Truncated by the ring or larger than our buffers.
-                self.stats.rx_errors += 1;
-            } else {
-                let Some(mut buf) = self.pool.alloc() else {
-                    // Leave the frame in the ring; the caller gets buffers back later.
-                    self.stats.alloc_failed += 1;
-                    break;
-                };
-                if buf.fill_from(pkt.data).is_ok() {
-                    self.stats.rx_packets += 1;
-                    self.stats.rx_bytes += pkt.data.len() as u64;
-                    out.push(buf);
-                    got += 1;
-                } else {
-                    self.stats.rx_errors += 1;
-                }
-            }
-            self.rx_left -= 1;
-            if self.rx_left == 0 {
-                self.finish_block();
-            } else if pkt.next_offset == 0 {
-                self.stats.rx_errors += u64::from(self.rx_left);
-                self.finish_block();
-            } else {
-                self.rx_offset += pkt.next_offset;
-            }
+        match self.rx {
+            RxCursor::Block { .. } => self.rx_blocks(out, max),
+            RxCursor::Frame { .. } => self.rx_frames(out, max),
         }
-        got
     }
 
     fn tx_burst(&mut self, bufs: &mut Vec<PoolBuf>) -> usize {
@@ -510,7 +661,9 @@ impl Port for AfPacketPort {
     }
 
     fn stats(&self) -> PortStats {
-        if let Ok(s) = sys::getsockopt::<libc::tpacket_stats_v3>(
+        // `tpacket_stats` is the common prefix of the V2 and V3 answers (the kernel
+        // copies at most the length asked for), and holds `tp_drops`.
+        if let Ok(s) = sys::getsockopt::<libc::tpacket_stats>(
             &self.fd,
             libc::SOL_PACKET,
             libc::PACKET_STATISTICS,
@@ -562,6 +715,13 @@ mod tests {
                 pool_bufs: 0,
                 ..base.clone()
             },
+            // Room for a frame after the V3 header (48), not after the V2 RX one (66).
+            AfPacketConfig {
+                rx_ring: RxRing::V2,
+                frame_size: 64,
+                block_size: 4096,
+                ..base.clone()
+            },
         ];
         for cfg in cases {
             let err = AfPacket::open("lo", &cfg).unwrap_err();
@@ -596,7 +756,14 @@ mod tests {
             eprintln!("skipped: needs root (network namespace, CAP_NET_RAW)");
             return;
         }
+        for ring in [RxRing::V3, RxRing::V2] {
+            loopback_sends_and_receives_once(ring);
+        }
+    }
+
+    fn loopback_sends_and_receives_once(rx_ring: RxRing) {
         let cfg = AfPacketConfig {
+            rx_ring,
             block_count: 4,
             pool_bufs: 64,
             ..AfPacketConfig::default()
@@ -641,10 +808,143 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, (0..10).collect::<Vec<u8>>());
+        assert_eq!(seen, (0..10).collect::<Vec<u8>>(), "{rx_ring:?}");
         let s = tx.stats();
         assert_eq!((s.tx_packets, s.tx_bytes), (10, 600));
         assert!(rx.stats().rx_packets >= 10);
+    }
+
+    #[test]
+    fn an_empty_pool_leaves_frames_in_the_ring_until_buffers_return() {
+        if !is_root() {
+            eprintln!("skipped: needs root (network namespace, CAP_NET_RAW)");
+            return;
+        }
+        for ring in [RxRing::V3, RxRing::V2] {
+            empty_pool_leaves_frames_in_the_ring(ring);
+        }
+    }
+
+    fn empty_pool_leaves_frames_in_the_ring(rx_ring: RxRing) {
+        let cfg = AfPacketConfig {
+            rx_ring,
+            block_count: 4,
+            pool_bufs: 4,
+            ..AfPacketConfig::default()
+        };
+        let (mut tx, mut rx) = std::thread::spawn(move || {
+            // SAFETY: as above, only this short-lived thread enters a new namespace.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+            let ctl = sys::socket(libc::AF_INET, libc::SOCK_DGRAM, 0, "lo").unwrap();
+            sys::set_up(&ctl, "lo").unwrap();
+            let tx = AfPacket::open("lo", &cfg).unwrap().remove(0);
+            let rx = AfPacket::open("lo", &cfg).unwrap().remove(0);
+            (tx, rx)
+        })
+        .join()
+        .unwrap();
+        let marker = next_local_seed().to_be_bytes();
+        let mut frame = [0u8; 60];
+        frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+        frame[14..22].copy_from_slice(&marker);
+        let mut seen = Vec::new();
+        for i in 0..10u8 {
+            let mut b = tx.alloc().unwrap();
+            frame[22] = i;
+            b.fill_from(&frame).unwrap();
+            let mut bufs = vec![b];
+            assert_eq!(tx.tx_burst(&mut bufs), 1);
+        }
+        // Hold every buffer: after 4 frames the pool is empty and the rest must stay in
+        // the ring, then arrive in order once the buffers come back.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut held = Vec::with_capacity(32);
+        while seen.len() < 10 && std::time::Instant::now() < deadline {
+            rx.rx_burst(&mut held, 32);
+            if held.len() == 4 {
+                assert_eq!(rx.rx_burst(&mut held, 32), 0, "{rx_ring:?}: pool is empty");
+                assert!(rx.stats().alloc_failed >= 1, "{rx_ring:?}");
+            }
+            if held.len() == 4 || seen.len() + held.len() == 10 {
+                for b in held.drain(..) {
+                    if b.data().get(14..22) == Some(&marker[..]) {
+                        seen.push(b.data()[22]);
+                    }
+                }
+            }
+        }
+        seen.extend(
+            held.drain(..)
+                .filter(|b| b.data().get(14..22) == Some(&marker[..]))
+                .map(|b| b.data()[22]),
+        );
+        assert_eq!(seen, (0..10).collect::<Vec<u8>>(), "{rx_ring:?}");
+        assert_eq!(rx.stats().rx_dropped, 0, "{rx_ring:?}");
+    }
+
+    #[test]
+    fn a_full_rx_ring_counts_the_kernels_drops() {
+        if !is_root() {
+            eprintln!("skipped: needs root (network namespace, CAP_NET_RAW)");
+            return;
+        }
+        for ring in [RxRing::V3, RxRing::V2] {
+            full_rx_ring_counts_drops(ring);
+        }
+    }
+
+    fn full_rx_ring_counts_drops(rx_ring: RxRing) {
+        // One 4 KiB block: 2 frame slots in V2, a few dozen small frames in V3.
+        let cfg = AfPacketConfig {
+            rx_ring,
+            block_size: 4096,
+            block_count: 1,
+            frame_size: 2048,
+            pool_bufs: 256,
+            ..AfPacketConfig::default()
+        };
+        let (mut tx, mut rx) = std::thread::spawn(move || {
+            // SAFETY: as above, only this short-lived thread enters a new namespace.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+            let ctl = sys::socket(libc::AF_INET, libc::SOCK_DGRAM, 0, "lo").unwrap();
+            sys::set_up(&ctl, "lo").unwrap();
+            let tx = AfPacket::open("lo", &cfg).unwrap().remove(0);
+            let rx = AfPacket::open("lo", &cfg).unwrap().remove(0);
+            (tx, rx)
+        })
+        .join()
+        .unwrap();
+        const SENT: u64 = 100;
+        let mut frame = [0u8; 60];
+        frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut bufs = Vec::new();
+        for i in 0..SENT {
+            frame[14..22].copy_from_slice(&i.to_be_bytes());
+            let mut b = tx.alloc().unwrap();
+            b.fill_from(&frame).unwrap();
+            bufs.push(b);
+            // The TX ring has 2 slots too: retry until the kernel took the frame.
+            while !bufs.is_empty() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{rx_ring:?}: TX stuck"
+                );
+                tx.tx_burst(&mut bufs);
+            }
+        }
+        // Nothing was read while sending: the ring filled and the kernel dropped the rest.
+        let mut received = 0u64;
+        let mut out = Vec::new();
+        while received + rx.stats().rx_dropped < SENT && std::time::Instant::now() < deadline {
+            received += rx.rx_burst(&mut out, 32) as u64;
+            out.clear();
+        }
+        let s = rx.stats();
+        assert!(s.rx_dropped > 0, "{rx_ring:?}: {s:?}");
+        assert_eq!(received + s.rx_dropped, SENT, "{rx_ring:?}: {s:?}");
+        // PACKET_STATISTICS resets on read: the port keeps the sum, counted once.
+        assert_eq!(rx.stats().rx_dropped, s.rx_dropped, "{rx_ring:?}");
     }
 
     #[test]
@@ -653,8 +953,15 @@ mod tests {
             eprintln!("skipped: needs root (network namespace, CAP_NET_RAW)");
             return;
         }
+        for ring in [RxRing::V3, RxRing::V2] {
+            full_tx_ring_recovers(ring);
+        }
+    }
+
+    fn full_tx_ring_recovers(rx_ring: RxRing) {
         // One 4 KiB block of 2 KiB slots: a TX ring of 2 frames.
         let cfg = AfPacketConfig {
+            rx_ring,
             block_size: 4096,
             block_count: 1,
             frame_size: 2048,
@@ -696,7 +1003,7 @@ mod tests {
                 rx.rx_burst(&mut out, 32);
                 seen.extend(out.drain(..).filter(|b| b.len() == 60).map(|b| b.data()[0]));
             }
-            assert_eq!(seen, [0, 1, 2, 3, 4]);
+            assert_eq!(seen, [0, 1, 2, 3, 4], "{rx_ring:?}");
             assert!(bufs.is_empty());
         })
         .join()
