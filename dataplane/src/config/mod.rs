@@ -62,6 +62,16 @@ pub enum BackendKind {
     Tap,
 }
 
+/// The AF_PACKET receive ring (see `port::afpacket::RxRing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RxRingKind {
+    /// TPACKET_V2 frame ring: each frame handed over at once (µs latency).
+    V2,
+    /// TPACKET_V3 block ring: best throughput, but up to 1 ms wait at low load.
+    V3,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortConfig {
@@ -72,6 +82,8 @@ pub struct PortConfig {
     pub eal: Option<String>,
     /// DPDK port id or device name to use (default: the first port).
     pub device: Option<String>,
+    /// afpacket: the receive ring, "v2" (default for RPCs: latency) or "v3".
+    pub rx_ring: Option<RxRingKind>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -222,6 +234,12 @@ impl Config {
                         "the dpdk backend needs EAL arguments".into(),
                     ));
                 }
+                if self.port.rx_ring.is_some() {
+                    return Err(bad(
+                        "port.rx_ring",
+                        "only applies to the afpacket backend".into(),
+                    ));
+                }
                 if self.port.iface.is_some() {
                     return Err(bad(
                         "port.iface",
@@ -241,6 +259,12 @@ impl Config {
                         return Err(bad("port.iface", format!("{i:?} is longer than 15 bytes")))
                     }
                     _ => {}
+                }
+                if self.port.rx_ring.is_some() && self.port.backend == BackendKind::Tap {
+                    return Err(bad(
+                        "port.rx_ring",
+                        "only applies to the afpacket backend".into(),
+                    ));
                 }
                 if self.port.eal.is_some() || self.port.device.is_some() {
                     return Err(bad(
@@ -374,6 +398,10 @@ rules = { alice = "allow" }
                 "port.eal",
             ),
             (GOOD.replace("[net]", "[net]\nudp_port = 0"), "net.udp_port"),
+            (
+                GOOD.replace("iface = \"fr-va\"", "iface = \"fr-va\"\nrx_ring = \"v4\""),
+                "rx_ring",
+            ),
             (format!("{GOOD}\n[client]\nserver = \"10.0.0.1\""), "server"),
             ("cores = [1".to_string(), "t.toml"),
         ];

@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::config::{BackendKind, Config};
-use crate::port::afpacket::{AfPacket, AfPacketConfig};
+use crate::config::{BackendKind, Config, RxRingKind};
+use crate::port::afpacket::{AfPacket, AfPacketConfig, RxRing};
 use crate::port::tap::{Tap, TapConfig};
 use crate::port::Port;
 use crate::transport::{ClassTable, Endpoint, TransportConfig};
@@ -71,14 +71,22 @@ impl<A: App + 'static> Engine<A> {
         match cfg.port.backend {
             BackendKind::Afpacket => {
                 let iface = cfg.port.iface.as_deref().unwrap_or_default();
-                let ports = AfPacket::open(
-                    iface,
-                    &AfPacketConfig {
+                // RPCs want latency: the V2 frame ring (with room for 16k frames) unless
+                // the config asks for V3's throughput.
+                let afp = match cfg.port.rx_ring.unwrap_or(RxRingKind::V2) {
+                    RxRingKind::V2 => AfPacketConfig {
+                        queues,
+                        rx_ring: RxRing::V2,
+                        block_count: 512,
+                        ..AfPacketConfig::default()
+                    },
+                    RxRingKind::V3 => AfPacketConfig {
                         queues,
                         ..AfPacketConfig::default()
                     },
-                )
-                .with_context(|| format!("opening AF_PACKET on {iface}"))?;
+                };
+                let ports = AfPacket::open(iface, &afp)
+                    .with_context(|| format!("opening AF_PACKET on {iface}"))?;
                 Self::spawn(cfg, &spec, stop, ports, available, make_app, || Ok(()))
             }
             BackendKind::Tap => {

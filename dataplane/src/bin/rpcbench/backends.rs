@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use dataplane::port::afpacket::{AfPacket, AfPacketConfig};
+use dataplane::port::afpacket::{AfPacket, AfPacketConfig, RxRing};
 use dataplane::port::tap::{Tap, TapConfig};
 use dataplane::port::Port;
 use dataplane::wire::{build_udp_ipv4, frame, MacAddr, UdpIpv4Header};
@@ -101,6 +101,10 @@ pub fn run(args: &FwdArgs, cores: &[usize], opts: RunOpts, stop: Arc<AtomicBool>
             need_ifaces(args)?;
             let cfg = AfPacketConfig {
                 queues: cores.len(),
+                rx_ring: match args.rx_ring {
+                    dataplane::config::RxRingKind::V2 => RxRing::V2,
+                    dataplane::config::RxRingKind::V3 => RxRing::V3,
+                },
                 ..AfPacketConfig::default()
             };
             let ports = args

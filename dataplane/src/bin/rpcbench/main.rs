@@ -64,6 +64,9 @@ pub struct FwdArgs {
     /// Forwarding mode: io, macswap, txonly or rxonly.
     #[arg(long, default_value = "io")]
     pub mode: Mode,
+    /// afpacket receive ring: v3 (block ring, throughput) or v2 (frame ring, latency).
+    #[arg(long, value_enum, default_value = "v3")]
+    pub rx_ring: dataplane::config::RxRingKind,
     /// Frames per burst (1..=32).
     #[arg(long, default_value_t = 32)]
     pub burst: usize,

@@ -160,10 +160,12 @@ fn run(args: Args) -> Result<bool> {
             "kv-client: {} {} RPCs to {server}: {} completed, {} errors ({} denied, {} timeouts, {} other remote, {} other)",
             r.count, serde_json::to_string(&r.op)?.trim_matches('"'), r.completed, r.errors, r.denied, r.timeouts, r.remote_errors, r.other_errors
         );
-        println!(
-            "  {:.0} RPC/s over {:.3} s; latency us p50 {:.1} p90 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}",
-            r.rps, r.seconds, r.p50_us, r.p90_us, r.p99_us, r.p999_us, r.max_us
-        );
+        if r.completed > 0 {
+            println!(
+                "  {:.0} RPC/s over {:.3} s; latency us p50 {:.1} p90 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}",
+                r.rps, r.seconds, r.p50_us, r.p90_us, r.p99_us, r.p999_us, r.max_us
+            );
+        }
         if r.gets_found + r.gets_not_found > 0 {
             println!(
                 "  GETs: {} found, {} not found, {} mismatched values",
