@@ -17,6 +17,7 @@ pub mod config;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod forward;
+pub mod impair;
 pub mod port;
 pub mod transport;
 pub mod wire;
