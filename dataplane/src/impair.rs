@@ -359,7 +359,11 @@ pub fn afpacket_config(cfg: &RelayConfig) -> AfPacketConfig {
 
 /// Opens an AF_PACKET port on each of `a` and `b` (in the calling thread's network
 /// namespace) and builds a relay between them.
-pub fn open_afpacket(a: &str, b: &str, cfg: &RelayConfig) -> Result<Relay<AfPacketPort>, RelayError> {
+pub fn open_afpacket(
+    a: &str,
+    b: &str,
+    cfg: &RelayConfig,
+) -> Result<Relay<AfPacketPort>, RelayError> {
     if a == b {
         return Err(RelayError::SameInterface(a.to_string()));
     }
@@ -367,14 +371,12 @@ pub fn open_afpacket(a: &str, b: &str, cfg: &RelayConfig) -> Result<Relay<AfPack
     cfg.impairment.validate()?;
     let pcfg = afpacket_config(cfg);
     let open = |iface: &str| -> Result<AfPacketPort, RelayError> {
-        AfPacket::open(iface, &pcfg)?
-            .pop()
-            .ok_or_else(|| {
-                RelayError::Port(PortError::Config {
-                    iface: iface.to_string(),
-                    reason: "no queue was opened".into(),
-                })
+        AfPacket::open(iface, &pcfg)?.pop().ok_or_else(|| {
+            RelayError::Port(PortError::Config {
+                iface: iface.to_string(),
+                reason: "no queue was opened".into(),
             })
+        })
     };
     let pa = open(a)?;
     let pb = open(b)?;
@@ -665,7 +667,10 @@ mod tests {
         t.poll();
         let mut out = Vec::new();
         t.host_b.rx_burst(&mut out, MAX_BURST);
-        assert_eq!(out.iter().map(seq_of).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+        assert_eq!(
+            out.iter().map(seq_of).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
         assert_accounted(&t.relay.stats().a_to_b);
     }
 
