@@ -191,7 +191,8 @@ impl<B: PacketBuf> Lane<B> {
     }
 
     /// Receives a burst from `src` into the queue, then sends what is due to `dst`.
-    /// Returns frames received plus frames sent.
+    /// The clock is read after the receive, so a frame is never stamped earlier than
+    /// it arrived (which would shorten its delay). Returns frames received plus sent.
     #[inline]
     fn step<P: Port<Buf = B>>(
         &mut self,
@@ -199,10 +200,11 @@ impl<B: PacketBuf> Lane<B> {
         dst: &mut P,
         rx: &mut Vec<B>,
         burst: usize,
-        now: u64,
+        clock: &mut impl FnMut() -> u64,
     ) -> usize {
         let got = src.rx_burst(rx, burst);
         self.received += got as u64;
+        let now = clock();
         for buf in rx.drain(..) {
             let dup_failed = &mut self.dup_failed;
             let pushed = self.queue.push_with(now, buf, |orig| {
@@ -278,25 +280,34 @@ impl<P: Port> Relay<P> {
         })
     }
 
-    /// One pass at time `now_ns` (any monotonic nanosecond clock; never decreasing):
-    /// a→b then b→a. Returns frames received plus frames sent (0: an idle pass).
+    /// One pass at the fixed time `now_ns` (any monotonic nanosecond clock; never
+    /// decreasing between calls): a→b then b→a. Returns frames received plus frames
+    /// sent (0: an idle pass). For a virtual clock; on a real one use
+    /// [`poll_with`](Self::poll_with), which reads the clock after each receive.
     #[inline]
     pub fn poll(&mut self, now_ns: u64) -> usize {
+        self.poll_with(|| now_ns)
+    }
+
+    /// One pass, reading the time from `clock` (monotonic nanoseconds) right after
+    /// each direction's receive burst.
+    #[inline]
+    pub fn poll_with(&mut self, mut clock: impl FnMut() -> u64) -> usize {
         let burst = self.burst;
         let n = self
             .a_to_b
-            .step(&mut self.a, &mut self.b, &mut self.rx, burst, now_ns);
+            .step(&mut self.a, &mut self.b, &mut self.rx, burst, &mut clock);
         n + self
             .b_to_a
-            .step(&mut self.b, &mut self.a, &mut self.rx, burst, now_ns)
+            .step(&mut self.b, &mut self.a, &mut self.rx, burst, &mut clock)
     }
 
     /// Polls on the monotonic clock until `stop` is set (checked once per pass).
     pub fn run(&mut self, stop: &AtomicBool) {
         let start = Instant::now();
+        let clock = || u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         while !stop.load(Ordering::Relaxed) {
-            let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            if self.poll(now) == 0 && self.yield_when_idle && self.is_idle() {
+            if self.poll_with(clock) == 0 && self.yield_when_idle && self.is_idle() {
                 std::thread::yield_now();
             }
         }
