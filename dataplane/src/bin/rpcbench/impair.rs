@@ -215,7 +215,7 @@ pub fn run(args: &ImpairArgs) -> Result<()> {
     let deadline = c.duration.map(|d| start + d);
     while !stop.load(Ordering::Relaxed)
         && !handle.is_finished()
-        && deadline.map_or(true, |d| Instant::now() < d)
+        && deadline.is_none_or(|d| Instant::now() < d)
     {
         std::thread::sleep(Duration::from_millis(20));
     }
