@@ -22,6 +22,10 @@
 //! This module owns the relay loop, its counters and its thread; it must not implement
 //! a second impairment model (the model is `port::sim`'s) nor parse frames.
 //!
+//! Sparse traffic: a frame picked for reordering waits for the next frame to overtake
+//! it, at most `port::sim::REORDER_HOLD_NS` (100 µs) past its due time; when none comes
+//! (a lone ping) it is simply delivered that much later.
+//!
 //! AF_PACKET note: a TPACKET_V3 receive block is handed over when full or after its
 //! retire timeout (1 ms), so at low rates the relay itself adds up to ~1 ms per
 //! direction on top of the configured delay.
