@@ -18,6 +18,7 @@ pub mod config;
 pub mod dpdk;
 pub mod engine;
 pub mod forward;
+pub mod impair;
 pub mod port;
 pub mod transport;
 pub mod wire;

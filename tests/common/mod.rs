@@ -4,7 +4,9 @@
 //! - [`NetnsPair`]: two fresh, uniquely named namespaces joined by a veth pair
 //!   (`10.77.0.1/24` in a, `10.77.0.2/24` in b), torn down on drop;
 //! - [`in_netns`]: run a closure on a dedicated thread that has entered a namespace
-//!   (sockets and taps it opens stay in that namespace when moved to other threads).
+//!   (sockets and taps it opens stay in that namespace when moved to other threads);
+//! - [`NetnsTriple`]: namespaces a, m, b with veth a↔m and m↔b, a and b on one subnet,
+//!   for running the impairment relay in m (as `scripts/netns.sh up-impaired`).
 //!
 //! Names carry the process id and a per-process counter, so tests running in parallel
 //! (threads or processes) never collide. Traffic stays inside these namespaces.
@@ -214,6 +216,121 @@ impl Drop for NetnsPair {
     fn drop(&mut self) {
         // Deleting a namespace deletes the interfaces in it (both veth ends, taps).
         for ns in [&self.ns_a, &self.ns_b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// Three namespaces `a`, `m`, `b`: veth `veth_a` (in a) ↔ `veth_ma` (in m) and
+/// `veth_mb` (in m) ↔ `veth_b` (in b); a and b share 10.77.0.0/24 (.1 in a, .2 in b)
+/// but nothing joins them until a relay runs in m. Removed on drop.
+///
+/// The same shape as `scripts/netns.sh up-impaired`: IPv6 off everywhere, and tx
+/// checksum / TSO / GSO offloads off on `veth_a` and `veth_b` (with `ethtool`), so the
+/// kernel's frames cross a byte-copying relay complete and no larger than the MTU.
+#[derive(Debug)]
+pub struct NetnsTriple {
+    pub ns_a: String,
+    pub ns_m: String,
+    pub ns_b: String,
+    /// The veth end in `ns_a`.
+    pub veth_a: String,
+    /// The end in `ns_m` facing a.
+    pub veth_ma: String,
+    /// The end in `ns_m` facing b.
+    pub veth_mb: String,
+    /// The veth end in `ns_b`.
+    pub veth_b: String,
+    pub ip_a: Ipv4Addr,
+    pub ip_b: Ipv4Addr,
+}
+
+impl NetnsTriple {
+    pub fn new(tag: &str) -> Result<NetnsTriple> {
+        let pid = std::process::id();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        // 'f' + pid (≤ 7 digits) + 'x' + n (≤ 3) + 2 letters ≤ 14 bytes.
+        let unique = format!("f{pid}x{}", n % 1000);
+        let t = NetnsTriple {
+            ns_a: format!("frt-{tag}-{pid}-{n}-a"),
+            ns_m: format!("frt-{tag}-{pid}-{n}-m"),
+            ns_b: format!("frt-{tag}-{pid}-{n}-b"),
+            veth_a: format!("{unique}va"),
+            veth_ma: format!("{unique}ma"),
+            veth_mb: format!("{unique}mb"),
+            veth_b: format!("{unique}vb"),
+            ip_a: Ipv4Addr::new(10, 77, 0, 1),
+            ip_b: Ipv4Addr::new(10, 77, 0, 2),
+        };
+        // On failure below, drop removes whatever was made.
+        for ns in [&t.ns_a, &t.ns_m, &t.ns_b] {
+            run("ip", &["netns", "add", ns])?;
+        }
+        t.setup()
+            .map_err(|e| e.context(format!("setting up {} / {} / {}", t.ns_a, t.ns_m, t.ns_b)))?;
+        Ok(t)
+    }
+
+    fn setup(&self) -> Result<()> {
+        for ns in [&self.ns_a, &self.ns_m, &self.ns_b] {
+            in_netns(ns, || {
+                for f in ["all", "default"] {
+                    // Absent when the kernel has no IPv6: nothing to silence then.
+                    let _ =
+                        std::fs::write(format!("/proc/sys/net/ipv6/conf/{f}/disable_ipv6"), "1");
+                }
+            })?;
+            run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        for (x, ns_x, y, ns_y) in [
+            (&self.veth_a, &self.ns_a, &self.veth_ma, &self.ns_m),
+            (&self.veth_mb, &self.ns_m, &self.veth_b, &self.ns_b),
+        ] {
+            run(
+                "ip",
+                &[
+                    "link", "add", x, "netns", ns_x, "type", "veth", "peer", "name", y, "netns",
+                    ns_y,
+                ],
+            )?;
+        }
+        for (ns, dev, addr) in [
+            (&self.ns_a, &self.veth_a, "10.77.0.1/24"),
+            (&self.ns_b, &self.veth_b, "10.77.0.2/24"),
+        ] {
+            run("ip", &["-n", ns, "addr", "add", addr, "dev", dev])?;
+            run(
+                "ip",
+                &[
+                    "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso",
+                    "off",
+                ],
+            )
+            .context("turning offloads off (is ethtool installed?)")?;
+        }
+        for (ns, dev) in [
+            (&self.ns_a, &self.veth_a),
+            (&self.ns_m, &self.veth_ma),
+            (&self.ns_m, &self.veth_mb),
+            (&self.ns_b, &self.veth_b),
+        ] {
+            run("ip", &["-n", ns, "link", "set", dev, "up"])?;
+        }
+        Ok(())
+    }
+
+    /// `ip -n NS ARGS...`
+    pub fn ip(&self, ns: &str, args: &[&str]) -> Result<String> {
+        let mut all = vec!["-n", ns];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+}
+
+impl Drop for NetnsTriple {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes its veth ends, and with them their peers.
+        for ns in [&self.ns_a, &self.ns_m, &self.ns_b] {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
     }

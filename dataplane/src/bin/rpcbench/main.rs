@@ -4,9 +4,11 @@
 //!   rpcbench --backend dpdk --eal "--no-huge -m 256 --no-pci --vdev=net_null0,copy=1" --mode macswap
 //!   rpcbench --backend afpacket --iface veth0 --iface veth1 --mode io --cores 1
 //!   rpcbench sim-transport --rpcs 10000 --class reliable-ordered --loss 0.1 --json
+//!   rpcbench impair --a NAME-ma --b NAME-mb --loss 0.01 --delay-us 500 --seed 7
 
 mod backends;
 mod cores;
+mod impair;
 mod run;
 mod sim_transport;
 
@@ -37,6 +39,9 @@ struct Cli {
 enum Command {
     /// Run a client and a server transport over the simulated link and print one JSON line.
     SimTransport(sim_transport::SimTransportArgs),
+    /// Relay frames between two interfaces with seeded loss, reordering, duplication
+    /// and delay (L2: ARP and everything else is impaired alike).
+    Impair(impair::ImpairArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -150,6 +155,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::SimTransport(a)) => sim_transport::run(a),
+        Some(Command::Impair(a)) => impair::run(a),
         None => forward(&cli.fwd),
     };
     match result {
