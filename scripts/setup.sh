@@ -5,7 +5,8 @@
 #   scripts/setup.sh --hugepages 512 # also reserve 512 x 2 MiB pages and mount hugetlbfs
 #
 # Packages: DPDK 22.11 (library, headers, PMD plugins, dpdk-testpmd), clang/libclang for
-# bindgen, pkg-config, iproute2 for namespaces/veth, tshark to read back pcaps.
+# bindgen, pkg-config, iproute2 for namespaces/veth, tshark to read back pcaps, ethtool
+# (veth offloads in relay topologies) and ping (reachability checks in tests).
 set -euo pipefail
 
 hugepages=0
@@ -24,7 +25,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config iproute2 tshark libpcap-dev
-          build-essential ca-certificates curl procps)
+          build-essential ca-certificates curl procps ethtool iputils-ping)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

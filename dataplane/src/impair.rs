@@ -364,6 +364,10 @@ pub fn afpacket_config(cfg: &RelayConfig) -> AfPacketConfig {
     AfPacketConfig {
         queues: 1,
         promiscuous: true,
+        // The frame ring hands each frame over at once (V3 would hold a lightly loaded
+        // block for its 1 ms retire timeout, adding that to every crossing).
+        rx_ring: crate::port::afpacket::RxRing::V2,
+        block_count: 512,
         pool_bufs: cfg
             .queue_limit
             .saturating_add(2 * cfg.burst.max(MAX_BURST))

@@ -88,11 +88,22 @@ pub fn start_server(
     iface: &str,
     cfg: Config,
 ) -> Result<Engine<KvServer>> {
+    Ok(start_server_with_store(ns, backend, iface, cfg)?.0)
+}
+
+/// As [`start_server`], also returning the server's store (to check what was written).
+pub fn start_server_with_store(
+    ns: &str,
+    backend: &Backend,
+    iface: &str,
+    cfg: Config,
+) -> Result<(Engine<KvServer>, Store)> {
     ensure_vdev(backend, ns, iface)?;
-    in_netns(ns, move || -> Result<_> {
+    let store = Store::default();
+    let server_store = Arc::clone(&store);
+    let engine = in_netns(ns, move || -> Result<_> {
         let tables: kv::Tables = tables_from_config(&cfg.tables).map_err(anyhow::Error::msg)?;
         let shared = kv::ServerShared::default();
-        let store = Store::default();
         let stop = Arc::new(AtomicBool::new(false));
         Engine::start(&cfg, &kv_example::engine_spec(), stop, |i| {
             let init = InitCtx {
@@ -101,10 +112,11 @@ pub fn start_server(
             };
             KvServer::new(
                 kv::ServerPipeline::new(&shared, &tables, &init),
-                Arc::clone(&store),
+                Arc::clone(&server_store),
             )
         })
-    })?
+    })??;
+    Ok((engine, store))
 }
 
 /// What a client run asks for.
