@@ -14,9 +14,10 @@
 //! release: `cargo test --release --no-default-features --test impair_relay -- --ignored --nocapture`.
 
 mod common;
+mod counting_alloc;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use counting_alloc::allocs;
+
 use std::collections::HashSet;
 use std::net::{SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -33,33 +34,6 @@ use dataplane::port::afpacket::{AfPacket, AfPacketConfig, AfPacketPort};
 use dataplane::port::sim::{ImpairedQueue, Impairment};
 use dataplane::port::{PacketBuf, Port, MAX_BURST};
 use dataplane::wire::{MacAddr, UdpIpv4Header};
-
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: defers to the system allocator; only counts calls on the calling thread.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// A locally administered unicast address no interface has: frames sent to it reach
 /// the (promiscuous) receiving port but are ignored by b's kernel, which therefore
@@ -456,10 +430,6 @@ fn delayed_relay_holds_every_datagram_at_least_the_delay() -> Result<()> {
         "median one-way {median:?}: the relay adds far more than its delay"
     );
     Ok(())
-}
-
-fn allocs() -> u64 {
-    ALLOCS.with(|c| c.get())
 }
 
 #[test]

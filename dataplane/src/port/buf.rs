@@ -53,6 +53,16 @@ impl BufPool {
         })
     }
 
+    /// As [`BufPool::alloc`], counting a failure in `stats.alloc_failed` (what every
+    /// copying backend's `Port::alloc` does).
+    pub fn alloc_counted(&self, stats: &mut super::PortStats) -> Option<PoolBuf> {
+        let b = self.alloc();
+        if b.is_none() {
+            stats.alloc_failed += 1;
+        }
+        b
+    }
+
     /// Size of each buffer.
     pub fn buf_size(&self) -> usize {
         self.buf_size

@@ -22,22 +22,26 @@ use rand::{Rng, SeedableRng};
 /// The kinds of junk, each a function of a well-formed request frame.
 const KINDS: usize = 9;
 
+/// Ethernet/IPv4/UDP from the client's address to the server's RPC port.
+fn udp_header(src: MacAddr, dst: MacAddr) -> UdpIpv4Header {
+    UdpIpv4Header {
+        src_mac: src,
+        dst_mac: dst,
+        src_ip: harness::CLIENT_IP.parse().expect("constant address"),
+        dst_ip: harness::SERVER_IP.parse().expect("constant address"),
+        src_port: 7099,
+        dst_port: 7000,
+        ttl: 64,
+        ip_id: 7,
+    }
+}
+
 fn rpc_frame(src: MacAddr, dst: MacAddr, rpc: &RpcHeaderRepr, payload: &[u8]) -> Vec<u8> {
     let mut f = vec![0u8; PAYLOAD_OFFSET + HEADER_LEN + payload.len()];
     rpc.emit(&mut f[PAYLOAD_OFFSET..])
         .expect("room for the header");
     f[PAYLOAD_OFFSET + HEADER_LEN..].copy_from_slice(payload);
-    let hdr = UdpIpv4Header {
-        src_mac: src,
-        dst_mac: dst,
-        src_ip: harness::CLIENT_IP.parse().expect("ip"),
-        dst_ip: harness::SERVER_IP.parse().expect("ip"),
-        src_port: 7099,
-        dst_port: 7000,
-        ttl: 64,
-        ip_id: 7,
-    };
-    build_udp_ipv4(&mut f, &hdr, HEADER_LEN + payload.len()).expect("frame");
+    build_udp_ipv4(&mut f, &udp_header(src, dst), HEADER_LEN + payload.len()).expect("frame");
     f
 }
 
@@ -98,17 +102,7 @@ fn junk(kind: usize, src: MacAddr, dst: MacAddr, rng: &mut impl Rng) -> Vec<u8> 
             let body: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
             let mut f = vec![0u8; PAYLOAD_OFFSET + n];
             f[PAYLOAD_OFFSET..].copy_from_slice(&body);
-            let hdr = UdpIpv4Header {
-                src_mac: src,
-                dst_mac: dst,
-                src_ip: harness::CLIENT_IP.parse().expect("ip"),
-                dst_ip: harness::SERVER_IP.parse().expect("ip"),
-                src_port: 7099,
-                dst_port: 7000,
-                ttl: 64,
-                ip_id: 9,
-            };
-            build_udp_ipv4(&mut f, &hdr, n).expect("frame");
+            build_udp_ipv4(&mut f, &udp_header(src, dst), n).expect("frame");
             f
         }
         // Random bytes from the Ethernet header on.

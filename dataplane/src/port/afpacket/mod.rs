@@ -649,11 +649,7 @@ impl Port for AfPacketPort {
     }
 
     fn alloc(&mut self) -> Option<PoolBuf> {
-        let b = self.pool.alloc();
-        if b.is_none() {
-            self.stats.alloc_failed += 1;
-        }
-        b
+        self.pool.alloc_counted(&mut self.stats)
     }
 
     fn mac(&self) -> MacAddr {
