@@ -3,22 +3,26 @@
 # back, printing both figures and the ratio (the machine is shared: only ratios from one
 # run mean anything).
 #
-#   scripts/bench.sh [--seconds N] [--core C] [--only null|pcap|afpacket]
+#   scripts/bench.sh [--seconds N] [--core C] [--only null|pcap|afpacket|kvlat] [--count N]
 #
 # 1. macswap over net_null,copy=1            rpcbench dpdk     vs testpmd (target >= 0.9)
 # 2. macswap over net_pcap,infinite_rx=1     rpcbench dpdk     vs testpmd (target >= 0.9)
 # 3. io forwarding over a veth pair          rpcbench afpacket vs testpmd net_af_packet (target >= 1.0)
+# kvlat: KV GET round trip, one outstanding (--count N GETs, default 20000): kernel UDP
+#    echo on a veth pair, then kv-server/kv-client over the same pair (afpacket, DPDK
+#    net_af_packet) and over net_memif (two DPDK processes, one core each); p50/p99.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-secs=8; core=1; only=""
+secs=8; core=1; only=""; kvlat_count=20000
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) secs="$2"; shift 2 ;;
     --core) core="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --count) kvlat_count="$2"; shift 2 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -117,6 +121,126 @@ if [ -z "$only" ] || [ "$only" = afpacket ]; then
   results+=("$(report "io afpacket vs net_af_packet, veth (1 core)" "$us" "$tp" 1.0)")
 fi
 
+if [ -z "$only" ] || [ "$only" = kvlat ]; then
+  # KV GET round-trip latency, one RPC outstanding, client on core $main_core and
+  # server on core $core. (a) One veth pair (netns.sh): the kernel's UDP stack echoing
+  # 160-byte datagrams (about a GET response: 32-byte RPC header + 128-byte value) on
+  # the kernel addresses 10.77.0.x, blocking in recv and busy-polling; then kv-server /
+  # kv-client on the dataplane addresses 10.77.1.x over the same pair, with the pure-Rust
+  # afpacket backend (V2 RX ring, the engine default) and with DPDK's net_af_packet.
+  # (b) net_memif: kv-server (role=server) and kv-client (role=client) as two DPDK
+  # processes in one namespace joined by a memif socket; --no-huge is enough (copy mode).
+  # Each kv run is a SET pass (fills the keys), a 1000-GET warm-up and the measured GETs.
+  cargo build --release -q -p kv-example --bins
+  kl_bin=target/release
+  kl_ns="kl$$"; kl_pids=()
+  kl_cleanup() {
+    kl_cleanup_pids
+    scripts/netns.sh down "$kl_ns" >/dev/null 2>&1 || true
+  }
+  trap 'kl_cleanup; cleanup' EXIT
+  scripts/netns.sh up "$kl_ns" >/dev/null
+  kl_rows=()   # "stack|p50|p99|note"
+  kl_p5099() { # JSON lines on stdin -> "p50|p99|completed/count", or "-|-|why"
+    python3 -c '
+import json, sys
+rs = [json.loads(l) for l in sys.stdin.read().splitlines() if l.startswith("{")]
+rs = [r for r in rs if r.get("completed", 0) > 0]
+if not rs:
+    print("-|-|no result")
+else:
+    r = rs[-1]
+    lost = r.get("lost", r.get("errors", 0))
+    print("%.1f|%.1f|%d/%d" % (r["p50_us"], r["p99_us"], r["completed"], r["count"]) + (" (%d lost)" % lost if lost else ""))'
+  }
+  kl_cleanup_pids() {
+    local p
+    for p in "${kl_pids[@]}"; do kill -TERM "$p" 2>/dev/null && { wait "$p" 2>/dev/null || true; }; done
+    kl_pids=()
+  }
+  kl_wait_for() { # file pattern -> 0 once the file has the pattern (5 s at most)
+    local _
+    for _ in $(seq 50); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+    return 1
+  }
+  # Kernel UDP echo, blocking and busy-polling, server in b on $core, client in a on $main_core.
+  for kl_mode in blocking spin; do
+    kl_flag=""; [ "$kl_mode" = spin ] && kl_flag="--spin"
+    ip netns exec "$kl_ns-b" taskset -c "$core" "$kl_bin/udp-echo" server --bind 10.77.0.2:9000 $kl_flag \
+      >"$work/echo.out" 2>"$work/echo.err" &
+    kl_pids+=($!)
+    if kl_wait_for "$work/echo.err" serving; then
+      r=$(ip netns exec "$kl_ns-a" taskset -c "$main_core" "$kl_bin/udp-echo" client --server 10.77.0.2:9000 \
+            --count "$kvlat_count" --warmup 1000 --size 160 $kl_flag --json 2>"$work/echo-client.err" </dev/null | kl_p5099) || true
+    else
+      r="-|-|echo server did not start"
+    fi
+    kl_rows+=("kernel UDP echo, veth ($kl_mode)|$r")
+    kl_cleanup_pids
+  done
+  kl_port() { # backend iface-or-vdev role core -> [port] section
+    case "$1" in
+      afpacket) printf '[port]\nbackend = "afpacket"\niface = "%s"\n' "$2" ;;
+      dpdk) printf '[port]\nbackend = "dpdk"\neal = "--no-huge -m 256 --no-pci --no-telemetry --log-level=lib.eal:error -l %s --file-prefix=bench-kl-%s-%s --vdev=%s"\n' "$4" "$$" "$3" "$2" ;;
+    esac
+  }
+  kl_kv() { # label server-ns client-ns backend server-dev client-dev
+    local label=$1 sns=$2 cns=$3 be=$4 sdev=$5 cdev=$6 r
+    { echo "cores = [$core]"; kl_port "$be" "$sdev" server "$core"
+      printf '[net]\nip = "10.77.1.2"\nudp_port = 7000\n[tables.firewall]\nrules = { alice = "allow" }\n'
+    } >"$work/kl-server.toml"
+    { echo "cores = [$main_core]"; kl_port "$be" "$cdev" client "$main_core"
+      printf '[net]\nip = "10.77.1.1"\nudp_port = 7001\n[client]\nserver = "10.77.1.2:7000"\n'
+    } >"$work/kl-client.toml"
+    ip netns exec "$sns" "$kl_bin/kv-server" --config "$work/kl-server.toml" >"$work/kl-server.out" 2>"$work/kl-server.err" &
+    kl_pids+=($!)
+    if ! kl_wait_for "$work/kl-server.err" serving; then
+      r="-|-|kv-server did not start: $(grep -m1 -o 'error.*' "$work/kl-server.err" | cut -c1-100)"
+    else
+      kvc() { ip netns exec "$cns" "$kl_bin/kv-client" --config "$work/kl-client.toml" --timeout 60 --user alice \
+                --value-size 128 --concurrency 1 --json "$@" 2>>"$work/kl-client.err" </dev/null; }
+      if kvc --op set --count 100 >/dev/null && kvc --op get --count 1000 >/dev/null; then
+        r=$(kvc --op get --count "$kvlat_count" | kl_p5099) || true
+      else
+        r="-|-|kv-client failed: $(grep -m1 -o 'error.*' "$work/kl-client.err" | cut -c1-100)"
+      fi
+    fi
+    kl_cleanup_pids
+    kl_rows+=("$label|$r")
+  }
+  kl_kv "flatrpc KV GET, veth (afpacket V2)" "$kl_ns-b" "$kl_ns-a" afpacket "$kl_ns-vb" "$kl_ns-va"
+  if pkg-config --exists libdpdk 2>/dev/null; then
+    kl_kv "flatrpc KV GET, veth (DPDK net_af_packet)" "$kl_ns-b" "$kl_ns-a" dpdk \
+      "net_af_packet0,iface=$kl_ns-vb" "net_af_packet0,iface=$kl_ns-va"
+    kl_sock="$work/memif.sock"
+    kl_kv "flatrpc KV GET, net_memif" "$kl_ns-a" "$kl_ns-a" dpdk \
+      "net_memif0,role=server,socket=$kl_sock" "net_memif0,role=client,socket=$kl_sock"
+  else
+    kl_rows+=("flatrpc KV GET, veth (DPDK net_af_packet)|-|-|DPDK not installed")
+    kl_rows+=("flatrpc KV GET, net_memif|-|-|DPDK not installed")
+  fi
+  kl_cleanup
+  trap cleanup EXIT
+  results+=("$(python3 - "$kvlat_count" "${kl_rows[@]}" <<'PY'
+import sys
+count, rows = sys.argv[1], sys.argv[2:]
+parsed = []
+for row in rows:
+    name, p50, p99, note = (row.split("|", 3) + ["-", "-", "unparsed"])[:4]
+    num = lambda s: float(s) if s != "-" else None
+    parsed.append((name, num(p50), num(p99), note))
+ref = next((r for r in parsed if r[0].startswith("kernel") and "blocking" in r[0] and r[1]), None)
+out = [f"KV GET round trip, 1 outstanding, {count} GETs (kernel echo: 160-byte datagrams)",
+       f"  {'stack':<44} {'p50 us':>8} {'p99 us':>8} {'p50/kernel':>10} {'p99/kernel':>10}  done"]
+for name, p50, p99, note in parsed:
+    f = lambda v: f"{v:8.1f}" if v is not None else f"{'-':>8}"
+    ratio = lambda v, k: f"{v / k:10.2f}" if v is not None and ref and k else f"{'-':>10}"
+    out.append(f"  {name:<44} {f(p50)} {f(p99)} {ratio(p50, ref and ref[1])} {ratio(p99, ref and ref[2])}  {note}")
+out.append("  (ratios: this row / kernel UDP echo blocking; below 1 is faster than the kernel)")
+print("\n".join(out))
+PY
+)")
+fi
 echo
 echo "== flatrpc backend benchmarks ($(date -u +%Y-%m-%d), ${secs}s each, forwarding core $core)"
 printf '%s\n' "${results[@]}"
