@@ -101,7 +101,8 @@ fn server(bind: SocketAddr, spin: bool) -> Result<()> {
         // Wake up now and then to notice a signal.
         sock.set_read_timeout(Some(Duration::from_millis(100)))?;
     }
-    eprintln!("udp-echo: serving on {bind}");
+    let local = sock.local_addr().context("local address")?;
+    eprintln!("udp-echo: serving on {local}");
     let mut buf = [0u8; 65536];
     let mut echoed = 0u64;
     while !stop.load(Ordering::Relaxed) {
