@@ -64,7 +64,7 @@ import sys
 name, ours, theirs, target = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 ratio = ours / theirs if theirs > 0 else float("nan")
 verdict = "meets" if ratio >= target else "BELOW"
-print(f"{name:<42} rpcbench {ours/1e6:8.2f} Mpps   testpmd {theirs/1e6:8.2f} Mpps   ratio {ratio:5.2f} ({verdict} target {target})")
+print(f"{name:<46} rpcbench {ours/1e6:8.2f} Mpps   testpmd {theirs/1e6:8.2f} Mpps   ratio {ratio:5.2f} ({verdict} target {target})")
 PY
 }
 
@@ -180,19 +180,19 @@ else:
     kl_rows+=("kernel UDP echo, veth ($kl_mode)|$r")
     kl_cleanup_pids
   done
-  kl_port() { # backend iface-or-vdev role core -> [port] section
+  kl_port() { # backend iface-or-vdev role core [extra EAL args] -> [port] section
     case "$1" in
       afpacket) printf '[port]\nbackend = "afpacket"\niface = "%s"\n' "$2" ;;
-      dpdk) printf '[port]\nbackend = "dpdk"\neal = "--no-huge -m 256 --no-pci --no-telemetry --log-level=lib.eal:error -l %s --file-prefix=bench-kl-%s-%s --vdev=%s"\n' "$4" "$$" "$3" "$2" ;;
+      dpdk) printf '[port]\nbackend = "dpdk"\neal = "--no-huge -m 256 --no-pci --no-telemetry --log-level=lib.eal:error -l %s --file-prefix=bench-kl-%s-%s --vdev=%s%s"\n' "$4" "$$" "$3" "$2" "${5:+ $5}" ;;
     esac
   }
-  kl_kv() { # label server-ns client-ns backend server-dev client-dev
-    local label=$1 sns=$2 cns=$3 be=$4 sdev=$5 cdev=$6 r
+  kl_kv() { # label server-ns client-ns backend server-dev client-dev [client extra EAL args]
+    local label=$1 sns=$2 cns=$3 be=$4 sdev=$5 cdev=$6 cextra=${7:-} r
     { echo "cores = [$core]"; kl_port "$be" "$sdev" server "$core"
       printf '[net]\nip = "10.77.1.2"\nudp_port = 7000\n[tables.firewall]\nrules = { alice = "allow" }\n'
       printf '[transport]\nunreliable_timeout_us = 200000\n'
     } >"$work/kl-server.toml"
-    { echo "cores = [$main_core]"; kl_port "$be" "$cdev" client "$main_core"
+    { echo "cores = [$main_core]"; kl_port "$be" "$cdev" client "$main_core" "$cextra"
       printf '[net]\nip = "10.77.1.1"\nudp_port = 7001\n[client]\nserver = "10.77.1.2:7000"\n'
       printf '[transport]\nunreliable_timeout_us = 200000\n'
     } >"$work/kl-client.toml"
@@ -219,9 +219,16 @@ else:
     kl_sock="$work/memif.sock"
     kl_kv "flatrpc KV GET, net_memif" "$kl_ns-a" "$kl_ns-a" dpdk \
       "net_memif0,role=server,socket=$kl_sock" "net_memif0,role=client,socket=$kl_sock"
+    # Zero-copy (client role only): the client's mempool memory is shared with the
+    # server, which needs one file per memory segment list (--single-file-segments;
+    # without it the probe fails with "Zero-copy doesn't support multi-file segments").
+    kl_kv "flatrpc KV GET, net_memif (client zero-copy)" "$kl_ns-a" "$kl_ns-a" dpdk \
+      "net_memif0,role=server,socket=$kl_sock" "net_memif0,role=client,zero-copy=yes,socket=$kl_sock" \
+      --single-file-segments
   else
     kl_rows+=("flatrpc KV GET, veth (DPDK net_af_packet)|-|-|DPDK not installed")
     kl_rows+=("flatrpc KV GET, net_memif|-|-|DPDK not installed")
+    kl_rows+=("flatrpc KV GET, net_memif (client zero-copy)|-|-|DPDK not installed")
   fi
   kl_cleanup
   trap cleanup EXIT
@@ -239,11 +246,11 @@ num = lambda v: f"{v:7.1f}" if v is not None else f"{'-':>7}"
 def ratio(v, ref, i):
     return f"{v / ref[i]:6.2f}" if v is not None and ref and ref[i] else f"{'-':>6}"
 out = [f"KV GET round trip, 1 outstanding, {count} GETs (kernel echo: 160-byte datagrams)",
-       f"  {'stack':<42} {'p50 us':>7} {'p99 us':>7}  {'/kernel blocking':<16} {'/kernel spin':<14} done",
-       f"  {'':<42} {'':>7} {'':>7}  {'p50':>6} {'p99':>6}    {'p50':>6} {'p99':>6}"]
+       f"  {'stack':<46} {'p50 us':>7} {'p99 us':>7}  {'/kernel blocking':<16} {'/kernel spin':<14} done",
+       f"  {'':<46} {'':>7} {'':>7}  {'p50':>6} {'p99':>6}    {'p50':>6} {'p99':>6}"]
 for name, p50, p99, note in parsed:
     b, sp = refs
-    out.append(f"  {name:<42} {num(p50)} {num(p99)}  {ratio(p50, b, 1)} {ratio(p99, b, 2)}    "
+    out.append(f"  {name:<46} {num(p50)} {num(p99)}  {ratio(p50, b, 1)} {ratio(p99, b, 2)}    "
                f"{ratio(p50, sp, 1)} {ratio(p99, sp, 2)}  {note}")
 out.append("  (ratio = this row / the kernel UDP echo row; below 1 is faster than the kernel;"
            " load average at the end: " + open("/proc/loadavg").read().split()[0] + ")")
