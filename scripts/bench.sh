@@ -123,9 +123,10 @@ fi
 
 if [ -z "$only" ] || [ "$only" = kvlat ]; then
   # KV GET round-trip latency, one RPC outstanding, client on core $main_core and
-  # server on core $core. (a) One veth pair (netns.sh): the kernel's UDP stack echoing
-  # 160-byte datagrams (about a GET response: 32-byte RPC header + 128-byte value) on
-  # the kernel addresses 10.77.0.x, blocking in recv and busy-polling; then kv-server /
+  # server on core $core. (a) One veth pair (netns.sh): the kernel's UDP stack on the
+  # kernel addresses 10.77.0.x answering 58-byte datagrams with 169 bytes, the UDP
+  # payloads of a flatrpc GET and its response (32-byte RPC header each; a 128-byte
+  # value), blocking in recv and busy-polling; then kv-server /
   # kv-client on the dataplane addresses 10.77.1.x over the same pair, with the pure-Rust
   # afpacket backend (V2 RX ring, the engine default) and with DPDK's net_af_packet.
   # (b) net_memif: kv-server (role=server) and kv-client (role=client) as two DPDK
@@ -168,12 +169,12 @@ else:
   # Kernel UDP echo, blocking and busy-polling, server in b on $core, client in a on $main_core.
   for kl_mode in blocking spin; do
     kl_flag=""; [ "$kl_mode" = spin ] && kl_flag="--spin"
-    ip netns exec "$kl_ns-b" taskset -c "$core" "$kl_bin/udp-echo" server --bind 10.77.0.2:9000 $kl_flag \
+    ip netns exec "$kl_ns-b" taskset -c "$core" "$kl_bin/udp-echo" server --bind 10.77.0.2:9000 --reply-size 169 $kl_flag \
       >"$work/echo.out" 2>"$work/echo.err" &
     kl_pids+=($!)
     if kl_wait_for "$work/echo.err" serving; then
       r=$(ip netns exec "$kl_ns-a" taskset -c "$main_core" "$kl_bin/udp-echo" client --server 10.77.0.2:9000 \
-            --count "$kvlat_count" --warmup 1000 --size 160 $kl_flag --json 2>"$work/echo-client.err" </dev/null | kl_p5099) || true
+            --count "$kvlat_count" --warmup 1000 --size 58 --reply-size 169 $kl_flag --json 2>"$work/echo-client.err" </dev/null | kl_p5099) || true
     else
       r="-|-|echo server did not start"
     fi
@@ -245,7 +246,7 @@ refs = [kern("blocking"), kern("spin")]
 num = lambda v: f"{v:7.1f}" if v is not None else f"{'-':>7}"
 def ratio(v, ref, i):
     return f"{v / ref[i]:6.2f}" if v is not None and ref and ref[i] else f"{'-':>6}"
-out = [f"KV GET round trip, 1 outstanding, {count} GETs (kernel echo: 160-byte datagrams)",
+out = [f"KV GET round trip, 1 outstanding, {count} GETs (kernel echo: 58-byte datagrams, 169-byte replies)",
        f"  {'stack':<46} {'p50 us':>7} {'p99 us':>7}  {'/kernel blocking':<16} {'/kernel spin':<14} done",
        f"  {'':<46} {'':>7} {'':>7}  {'p50':>6} {'p99':>6}    {'p50':>6} {'p99':>6}"]
 for name, p50, p99, note in parsed:

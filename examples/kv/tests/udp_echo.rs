@@ -18,12 +18,9 @@ struct Server {
 }
 
 impl Server {
-    fn start(spin: bool) -> Result<Server> {
+    fn start(args: &[&str]) -> Result<Server> {
         let mut cmd = Command::new(ECHO);
-        cmd.args(["server", "--bind", "127.0.0.1:0"]);
-        if spin {
-            cmd.arg("--spin");
-        }
+        cmd.args(["server", "--bind", "127.0.0.1:0"]).args(args);
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -113,18 +110,29 @@ fn client(addr: &str, extra: &[&str]) -> Result<serde_json::Value> {
     Ok(serde_json::from_str(line)?)
 }
 
-fn check_round_trips(spin: bool, size: usize) -> Result<()> {
-    let server = Server::start(spin)?;
+fn check_round_trips(spin: bool, size: usize, reply_size: Option<usize>) -> Result<()> {
+    let reply_arg = reply_size.map(|r| r.to_string());
+    let mut common = vec![];
+    if let Some(r) = &reply_arg {
+        common.extend(["--reply-size", r.as_str()]);
+    }
+    if spin {
+        common.push("--spin");
+    }
+    let server = Server::start(&common)?;
     let size_arg = size.to_string();
     let mut extra = vec!["--size", size_arg.as_str()];
-    if spin {
-        extra.push("--spin");
-    }
+    extra.extend(&common);
     let r = client(&server.addr, &extra)?;
     ensure!(r["count"] == 300, "count {}", r["count"]);
     ensure!(r["completed"] == 300, "completed {}", r["completed"]);
     ensure!(r["lost"] == 0, "lost {}", r["lost"]);
     ensure!(r["size"] == size, "size {}", r["size"]);
+    ensure!(
+        r["reply_size"] == reply_size.unwrap_or(size),
+        "reply_size {}",
+        r["reply_size"]
+    );
     ensure!(r["spin"] == spin, "spin {}", r["spin"]);
     let p50 = r["p50_us"].as_f64().context("p50_us")?;
     let p99 = r["p99_us"].as_f64().context("p99_us")?;
@@ -144,12 +152,46 @@ fn check_round_trips(spin: bool, size: usize) -> Result<()> {
 
 #[test]
 fn blocking_client_gets_every_echo() -> Result<()> {
-    check_round_trips(false, 160)
+    check_round_trips(false, 160, None)
+}
+
+#[test]
+fn reply_size_mirrors_a_small_request_and_a_larger_response() -> Result<()> {
+    // A KV GET: 58 bytes of UDP payload out, 169 back.
+    check_round_trips(false, 58, Some(169))?;
+    check_round_trips(true, 200, Some(8))
+}
+
+#[test]
+fn echo_of_the_wrong_size_is_not_counted() -> Result<()> {
+    let server = Server::start(&["--reply-size", "100"])?;
+    let out = Command::new(ECHO)
+        .args(["client", "--server", &server.addr, "--size", "64"])
+        .args([
+            "--count",
+            "3",
+            "--warmup",
+            "0",
+            "--reply-timeout",
+            "20",
+            "--json",
+        ])
+        .stdin(Stdio::null())
+        .output()?;
+    ensure!(
+        !out.status.success(),
+        "client accepted 100-byte echoes of 64"
+    );
+    let text = String::from_utf8(out.stdout)?;
+    let r: serde_json::Value = serde_json::from_str(text.trim())?;
+    ensure!(r["completed"] == 0 && r["lost"] == 3, "{r}");
+    ensure!(server.stop()? == 3);
+    Ok(())
 }
 
 #[test]
 fn spinning_client_and_server_get_every_echo() -> Result<()> {
-    check_round_trips(true, 8)
+    check_round_trips(true, 8, None)
 }
 
 #[test]

@@ -1,11 +1,15 @@
 //! udp-echo: the kernel UDP baseline beside kv-server/kv-client (scripts/bench.sh kvlat).
 //!
-//!   udp-echo server --bind IP:PORT [--spin]
-//!   udp-echo client --server IP:PORT [--count N] [--size B] [--warmup W] [--spin] [--json]
+//!   udp-echo server --bind IP:PORT [--reply-size R] [--spin]
+//!   udp-echo client --server IP:PORT [--count N] [--size B] [--reply-size R] [--warmup W]
+//!                   [--spin] [--json]
 //!
-//! The server echoes every datagram back to its sender until SIGINT/SIGTERM. The client
-//! runs a closed loop with one datagram outstanding: it stamps a sequence number into
-//! each B-byte payload, waits for the echo carrying the same number and records the
+//! The server echoes every datagram back to its sender until SIGINT/SIGTERM; with
+//! `--reply-size R` it answers with R bytes instead (the request's first R bytes,
+//! zero-padded), so a request/response pair of unequal sizes, such as a KV GET, can be
+//! mirrored. The client runs a closed loop with one datagram outstanding: it stamps a
+//! sequence number into each B-byte payload, waits for the R-byte echo carrying the
+//! same number and records the
 //! round trip in an HDR histogram; a reply that does not arrive within `--reply-timeout`
 //! is counted as lost and the loop moves on. `--spin` polls a non-blocking socket
 //! instead of sleeping in `recv`, as flatrpc's busy-polling cores do.
@@ -42,6 +46,9 @@ enum Mode {
         /// Address to bind, e.g. 10.77.0.2:9000.
         #[arg(long)]
         bind: SocketAddr,
+        /// Answer with this many bytes (8..=65507) instead of the request's length.
+        #[arg(long)]
+        reply_size: Option<usize>,
         /// Poll a non-blocking socket instead of blocking in recv.
         #[arg(long)]
         spin: bool,
@@ -60,6 +67,9 @@ enum Mode {
         /// Payload bytes per datagram (at least 8: the sequence number).
         #[arg(long, default_value_t = 160)]
         size: usize,
+        /// Bytes of the expected echo: the server's `--reply-size` (default: --size).
+        #[arg(long)]
+        reply_size: Option<usize>,
         /// Milliseconds to wait for one echo before counting it lost.
         #[arg(long, default_value_t = 200)]
         reply_timeout: u64,
@@ -78,6 +88,7 @@ struct Report {
     completed: u64,
     lost: u64,
     size: usize,
+    reply_size: usize,
     spin: bool,
     seconds: f64,
     rps: f64,
@@ -88,7 +99,16 @@ struct Report {
     max_us: f64,
 }
 
-fn server(bind: SocketAddr, spin: bool) -> Result<()> {
+/// Datagram sizes the client and `--reply-size` accept: room for the sequence number,
+/// at most the largest UDP/IPv4 payload.
+const SIZES: std::ops::RangeInclusive<usize> = 8..=65_507;
+
+fn server(bind: SocketAddr, reply_size: Option<usize>, spin: bool) -> Result<()> {
+    if let Some(r) = reply_size {
+        if !SIZES.contains(&r) {
+            bail!("--reply-size must be between 8 and 65507, got {r}");
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
@@ -108,7 +128,11 @@ fn server(bind: SocketAddr, spin: bool) -> Result<()> {
     while !stop.load(Ordering::Relaxed) {
         match sock.recv_from(&mut buf) {
             Ok((n, from)) => {
-                let data = buf.get(..n).unwrap_or(&[]);
+                let len = reply_size.unwrap_or(n);
+                if let Some(pad) = buf.get_mut(n..len) {
+                    pad.fill(0);
+                }
+                let data = buf.get(..len).unwrap_or(&[]);
                 match sock.send_to(data, from) {
                     Ok(_) => echoed += 1,
                     Err(e) if is_transient(&e) => {}
@@ -174,13 +198,20 @@ struct ClientArgs {
     count: u64,
     warmup: u64,
     size: usize,
+    reply_size: usize,
     reply_timeout: Duration,
     spin: bool,
 }
 
 fn client(a: &ClientArgs) -> Result<Report> {
-    if a.size < 8 || a.size > 65_507 {
+    if !SIZES.contains(&a.size) {
         bail!("--size must be between 8 and 65507, got {}", a.size);
+    }
+    if !SIZES.contains(&a.reply_size) {
+        bail!(
+            "--reply-size must be between 8 and 65507, got {}",
+            a.reply_size
+        );
     }
     let local: SocketAddr = if a.server.is_ipv4() {
         "0.0.0.0:0"
@@ -217,7 +248,7 @@ fn client(a: &ClientArgs) -> Result<Report> {
             Err(e) if is_transient(&e) => {}
             Err(e) => return Err(e).context("send"),
         }
-        let ok = await_echo(&sock, &mut buf, seq, a.size, a.spin, a.reply_timeout)?;
+        let ok = await_echo(&sock, &mut buf, seq, a.reply_size, a.spin, a.reply_timeout)?;
         let rtt = t0.elapsed();
         if seq < a.warmup {
             continue;
@@ -236,6 +267,7 @@ fn client(a: &ClientArgs) -> Result<Report> {
         completed,
         lost,
         size: a.size,
+        reply_size: a.reply_size,
         spin: a.spin,
         seconds,
         rps: if seconds > 0.0 {
@@ -253,12 +285,17 @@ fn client(a: &ClientArgs) -> Result<Report> {
 
 fn run(args: Args) -> Result<()> {
     match args.mode {
-        Mode::Server { bind, spin } => server(bind, spin),
+        Mode::Server {
+            bind,
+            reply_size,
+            spin,
+        } => server(bind, reply_size, spin),
         Mode::Client {
             server,
             count,
             warmup,
             size,
+            reply_size,
             reply_timeout,
             spin,
             json,
@@ -268,6 +305,7 @@ fn run(args: Args) -> Result<()> {
                 count,
                 warmup,
                 size,
+                reply_size: reply_size.unwrap_or(size),
                 reply_timeout: Duration::from_millis(reply_timeout.max(1)),
                 spin,
             })?;
@@ -275,8 +313,8 @@ fn run(args: Args) -> Result<()> {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 println!(
-                    "udp-echo: {} round trips of {} bytes to {server}: {} completed, {} lost",
-                    r.count, r.size, r.completed, r.lost
+                    "udp-echo: {} round trips of {}/{} bytes to {server}: {} completed, {} lost",
+                    r.count, r.size, r.reply_size, r.completed, r.lost
                 );
                 println!(
                     "  {:.0} RT/s over {:.3} s; latency us p50 {:.1} p90 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}",
