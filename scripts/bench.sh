@@ -140,6 +140,7 @@ if [ -z "$only" ] || [ "$only" = kvlat ]; then
   kl_cleanup() {
     kl_cleanup_pids
     scripts/netns.sh down "$kl_ns" >/dev/null 2>&1 || true
+    rm -rf /var/run/dpdk/bench-kl-$$-*   # the EAL runtime dirs of our --file-prefix
   }
   trap 'kl_cleanup; cleanup' EXIT
   scripts/netns.sh up "$kl_ns" >/dev/null
