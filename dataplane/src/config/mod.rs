@@ -126,6 +126,10 @@ pub struct TransportConfig {
     pub unreliable_timeout_us: Option<u64>,
     /// Sessions kept at most (per core).
     pub max_sessions: Option<usize>,
+    /// Seed of the session-id tag generator, making session ids deterministic (for
+    /// replaying a recorded pcap against a fresh server; never in production: ids
+    /// become predictable).
+    pub tag_seed: Option<u64>,
 }
 
 /// Where a client sends its RPCs.
@@ -186,6 +190,9 @@ impl TransportConfig {
         }
         if let Some(v) = self.max_sessions {
             base.max_sessions = v;
+        }
+        if let Some(v) = self.tag_seed {
+            base.tag_seed = Some(v);
         }
         base
     }
