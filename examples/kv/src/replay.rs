@@ -53,7 +53,7 @@ pub enum ReplayOp {
 #[derive(Debug, Clone)]
 pub struct ReplaySpec {
     pub op: ReplayOp,
-    /// Requests (SET: a power of two in 4..=65536, see [`make_loopable`]).
+    /// Requests (SET: a power of two in 4 x window..=65536, see [`make_loopable`]).
     pub count: usize,
     /// The `user` of every request (the firewall's rules decide its fate).
     pub user: String,
@@ -122,21 +122,15 @@ pub fn generate(spec: &ReplaySpec) -> Result<Vec<Vec<u8>>, ReplayError> {
     if spec.count == 0 {
         return Err(ReplayError::Spec("count must be at least 1".into()));
     }
-    if spec.op == ReplayOp::Set && !(4..=65536).contains(&spec.count) {
-        return Err(ReplayError::Spec(
-            "a SET pcap needs a power-of-two count in 4..=65536 to loop".into(),
-        ));
-    }
-    if spec.op == ReplayOp::Set && !spec.count.is_power_of_two() {
-        return Err(ReplayError::Spec(
-            "a SET pcap needs a power-of-two count to loop".into(),
-        ));
-    }
     let scfg = server_transport(spec.tag_seed);
     let ccfg = TransportConfig {
         tag_seed: Some(spec.tag_seed ^ 0xc11e),
         ..TransportConfig::default()
     };
+    // The session's window: the client asks for its own, the server grants at most its
+    // own, rounded down to a power of two.
+    let w = scfg.window.min(ccfg.window).max(1);
+    let window = 1usize << (7 - w.leading_zeros());
     let tr = |e: dataplane::transport::ConfigError| ReplayError::Transport(e.to_string());
     let mut client: Endpoint<Peer> = Endpoint::new(ccfg.clone(), ClassTable::new()).map_err(tr)?;
     let mut server: Endpoint<Peer> = Endpoint::new(scfg, crate::class_table()).map_err(tr)?;
@@ -183,7 +177,7 @@ pub fn generate(spec: &ReplaySpec) -> Result<Vec<Vec<u8>>, ReplayError> {
         if answered == spec.count {
             return if frames.len() == spec.count + 2 {
                 if spec.op == ReplayOp::Set {
-                    make_loopable(&mut frames[2..])?;
+                    make_loopable(&mut frames[2..], window)?;
                 }
                 Ok(frames)
             } else {
@@ -268,18 +262,25 @@ pub fn generate(spec: &ReplaySpec) -> Result<Vec<Vec<u8>>, ReplayError> {
 }
 
 /// Rewrites recorded reliable-ordered request frames (single-fragment, one session, in
-/// issue order) so that replaying them in a loop runs every one: RPC ids step by
-/// `2^32 / n`, order numbers by `65536 / n`, each marked `RESYNC`. `n` must be a power
-/// of two in 4..=65536. UDP checksums are recomputed.
-pub fn make_loopable(frames: &mut [Vec<u8>]) -> Result<(), ReplayError> {
+/// issue order, `window` the session's window) so that replaying them in a loop runs
+/// every one. The `n` requests are taken as `n / window` blocks of `window`: within a
+/// block RPC ids and order numbers stay consecutive (one request per server slot, as
+/// the client sent them); from block to block RPC ids jump by `2^32 / blocks` and order
+/// numbers by `65536 / blocks`, so the last block wraps onto the first exactly, and the
+/// first request of each block carries `RESYNC` (the server skips the order numbers
+/// jumped over). `n` must be a power of two with `4 * window <= n <= 65536`. UDP
+/// checksums are recomputed.
+pub fn make_loopable(frames: &mut [Vec<u8>], window: usize) -> Result<(), ReplayError> {
     let n = frames.len();
-    if !(4..=65536).contains(&n) || !n.is_power_of_two() {
+    if !window.is_power_of_two() || !n.is_power_of_two() || n < 4 * window || n > 65536 {
         return Err(ReplayError::Spec(format!(
-            "{n} requests: a loop needs a power of two in 4..=65536"
+            "{n} requests: a loop needs a power of two in {}..=65536 (window {window})",
+            4 * window
         )));
     }
-    let rpc_step = (1u64 << 32) / n as u64;
-    let seq_step = (65536 / n) as u16;
+    let blocks = (n / window) as u64;
+    let rpc_step = (1u64 << 32) / blocks;
+    let seq_step = 65536 / blocks;
     let mut first: Option<(u32, u16)> = None;
     for (i, f) in frames.iter_mut().enumerate() {
         let udp = parse_udp_ipv4(f)
@@ -297,9 +298,14 @@ pub fn make_loopable(frames: &mut [Vec<u8>]) -> Result<(), ReplayError> {
         }
         let mut repr = RpcHeaderRepr::parse(&h);
         let (rpc0, seq0) = *first.get_or_insert((repr.rpc_id, repr.aux));
-        repr.rpc_id = rpc0.wrapping_add((rpc_step * i as u64) as u32);
-        repr.aux = seq0.wrapping_add(seq_step.wrapping_mul(i as u16));
-        repr.flags |= FLAG_RESYNC;
+        let (block, k) = ((i / window) as u64, (i % window) as u64);
+        repr.rpc_id = rpc0.wrapping_add((block * rpc_step + k) as u32);
+        repr.aux = seq0.wrapping_add((block * seq_step + k) as u16);
+        if k == 0 {
+            repr.flags |= FLAG_RESYNC;
+        } else {
+            repr.flags &= !FLAG_RESYNC;
+        }
         let len = f.len() - PAYLOAD_OFFSET;
         repr.emit(&mut f[PAYLOAD_OFFSET..])
             .map_err(|e| ReplayError::Spec(e.to_string()))?;
@@ -376,7 +382,10 @@ mod tests {
         let session = parsed[2].0.session;
         for (h, payload) in &parsed[2..] {
             assert_eq!(h.packet_type, PacketType::Request);
-            assert_eq!((h.service, h.method), (kv::SERVICE_ID, kv::Method::Get.id()));
+            assert_eq!(
+                (h.service, h.method),
+                (kv::SERVICE_ID, kv::Method::Get.id())
+            );
             assert_eq!(h.session, session);
             let v = kv::GetRequestView::new_checked(payload).expect("a GetRequest");
             assert_eq!(v.user(), b"alice");
@@ -391,22 +400,41 @@ mod tests {
     fn set_pcap_is_loopable() {
         let spec = ReplaySpec {
             op: ReplayOp::Set,
-            count: 64,
+            count: 256,
             ..ReplaySpec::default()
         };
+        let window = 32; // the default transport's
         let parsed = round_trip(&spec);
         let reqs = &parsed[2..];
         for (i, (h, payload)) in reqs.iter().enumerate() {
             assert_eq!(h.method, kv::Method::Set.id());
-            assert_ne!(h.flags & FLAG_RESYNC, 0);
+            assert_eq!(h.flags & FLAG_RESYNC != 0, i % window == 0, "request {i}");
             let v = kv::SetRequestView::new_checked(payload).expect("a SetRequest");
             assert_eq!(v.name(), format!("key-{}", i % 64).as_bytes());
-            // Wrapping around the end continues both sequences by one step.
+            // Consecutive within a block of `window`; 8 blocks, so a jump of 2^29 RPC ids
+            // and 2^13 order numbers from block to block, the last wrapping onto the
+            // first.
             let next = &reqs[(i + 1) % reqs.len()].0;
-            assert_eq!(next.rpc_id.wrapping_sub(h.rpc_id), 1 << 26);
-            assert_eq!(next.aux.wrapping_sub(h.aux), 1 << 10);
+            let (rpc_gap, seq_gap) = if (i + 1) % window == 0 {
+                (1 << 29, 1 << 13)
+            } else {
+                (1, 1)
+            };
+            assert_eq!(
+                next.rpc_id.wrapping_sub(h.rpc_id),
+                rpc_gap - (window as u32 - 1) * u32::from(rpc_gap != 1)
+            );
+            assert_eq!(
+                next.aux.wrapping_sub(h.aux),
+                seq_gap - (window as u16 - 1) * u16::from(seq_gap != 1)
+            );
         }
-        assert!(generate(&ReplaySpec { count: 48, ..spec }).is_err());
+        assert!(generate(&ReplaySpec {
+            count: 96,
+            ..spec.clone()
+        })
+        .is_err());
+        assert!(generate(&ReplaySpec { count: 64, ..spec }).is_err());
     }
 
     /// The point of the pcap: a fresh server endpoint with the same tag seed runs the
@@ -416,7 +444,7 @@ mod tests {
         for op in [ReplayOp::Get, ReplayOp::Set] {
             let spec = ReplaySpec {
                 op,
-                count: 16,
+                count: 128,
                 ..ReplaySpec::default()
             };
             let frames = generate(&spec).unwrap();
@@ -435,9 +463,13 @@ mod tests {
             let (mut answered, mut reqs) = (0, Vec::<(RequestRef, Vec<u8>)>::new());
             let loops = 3;
             for l in 0..loops {
-                for (i, f) in frames.iter().enumerate() {
+                // In bursts, as the engine receives them: every packet of a burst is
+                // handled before the handler runs.
+                for (i, burst) in frames.chunks(dataplane::port::MAX_BURST).enumerate() {
                     let now = Instant::from_nanos(1_000_000 * (l * frames.len() + i + 1) as u64);
-                    let _ = server.handle_packet(now, client_peer(), &f[PAYLOAD_OFFSET..]);
+                    for f in burst {
+                        let _ = server.handle_packet(now, client_peer(), &f[PAYLOAD_OFFSET..]);
+                    }
                     reqs.clear();
                     while let Some(ev) = server.poll_event() {
                         if let Event::Request { req, payload, .. } = ev {

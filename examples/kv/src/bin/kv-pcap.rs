@@ -15,12 +15,16 @@ use clap::Parser;
 use kv_example::replay::{self, ReplayOp, ReplaySpec};
 
 #[derive(Parser)]
-#[command(name = "kv-pcap", version, about = "Record a replayable pcap of KV requests")]
+#[command(
+    name = "kv-pcap",
+    version,
+    about = "Record a replayable pcap of KV requests"
+)]
 struct Args {
     /// Which requests to record.
     #[arg(long, value_enum, default_value = "get")]
     op: ReplayOp,
-    /// Requests (SET: a power of two in 4..=65536).
+    /// Requests (SET: a power of two in 4 x window (128)..=65536).
     #[arg(long, default_value_t = 1024)]
     count: usize,
     /// Output pcap file.
@@ -50,8 +54,8 @@ fn run(a: Args) -> Result<()> {
         tag_seed: a.tag_seed,
     };
     let frames = replay::generate(&spec)?;
-    let file = std::fs::File::create(&a.out)
-        .with_context(|| format!("creating {}", a.out.display()))?;
+    let file =
+        std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     replay::write_pcap(std::io::BufWriter::new(file), &frames)?;
     eprintln!(
         "kv-pcap: wrote {} frames ({} {:?} requests) to {}",
