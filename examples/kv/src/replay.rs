@@ -437,6 +437,28 @@ mod tests {
         assert!(generate(&ReplaySpec { count: 64, ..spec }).is_err());
     }
 
+    #[test]
+    fn malformed_input_is_an_error() {
+        let frames = generate(&ReplaySpec::default()).unwrap();
+        let mut file = Vec::new();
+        write_pcap(&mut file, &frames).unwrap();
+        // Not a pcap; a truncated one (header cut, then a record cut).
+        assert!(read_pcap(&b"not a pcap at all, really"[..]).is_err());
+        assert!(read_pcap(&file[..10]).is_err());
+        assert!(read_pcap(&file[..file.len() - 3]).is_err());
+        // Frames that are not single-fragment requests, or too few/many of them.
+        let mut reqs: Vec<Vec<u8>> = frames[2..130].to_vec();
+        let mut bad = reqs.clone();
+        bad[5].truncate(30);
+        assert!(make_loopable(&mut bad, 32).is_err());
+        let mut bad = reqs.clone();
+        bad[0] = frames[0].clone(); // the Connect
+        assert!(make_loopable(&mut bad, 32).is_err());
+        assert!(make_loopable(&mut reqs[..64], 32).is_err());
+        assert!(make_loopable(&mut reqs[..100], 4).is_err());
+        assert!(make_loopable(&mut reqs, 32).is_ok());
+    }
+
     /// The point of the pcap: a fresh server endpoint with the same tag seed runs the
     /// replayed requests — GETs and SETs alike, loop after loop.
     #[test]
