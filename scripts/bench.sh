@@ -3,11 +3,12 @@
 # back, printing both figures and the ratio (the machine is shared: only ratios from one
 # run mean anything).
 #
-#   scripts/bench.sh [--seconds N] [--core C] [--only null|pcap|afpacket|kvlat] [--count N]
+#   scripts/bench.sh [--seconds N] [--core C] [--only null|pcap|afpacket|kvlat|kvpcap] [--count N]
 #
 # 1. macswap over net_null,copy=1            rpcbench dpdk     vs testpmd (target >= 0.9)
 # 2. macswap over net_pcap,infinite_rx=1     rpcbench dpdk     vs testpmd (target >= 0.9)
 # 3. io forwarding over a veth pair          rpcbench afpacket vs testpmd net_af_packet (target >= 1.0)
+# 4. kv-server answering a replayed kv-pcap  GET (>= 0.6) and SET (>= 0.4) vs testpmd macswap
 # kvlat: KV GET round trip, one outstanding (--count N GETs, default 20000): kernel UDP
 #    echo on a veth pair, then kv-server/kv-client over the same pair (afpacket, DPDK
 #    net_af_packet) and over net_memif (two DPDK processes, one core each); p50/p99.
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
     --core) core="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
     --count) kvlat_count="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -276,6 +277,59 @@ print("\n".join(out))
 PY
 )")
 fi
+if [ -z "$only" ] || [ "$only" = kvpcap ]; then
+  # The KV server pipeline (firewall + session tracker + transport + store, answering
+  # every request) on net_pcap,infinite_rx=1 replaying a kv-pcap recording (Connect,
+  # confirmation, 1024 GETs or 1024 loopable reliable-ordered SETs; see
+  # examples/kv/src/replay.rs), against testpmd macswap on the same pcap and core.
+  # Figures: kv-server's mean per-second RPC rate (handler executions, each answered)
+  # after its first period; testpmd's mean Rx-pps.
+  cargo build --release -q -p kv-example --bin kv-server --bin kv-pcap
+  kv_rps() { # pcap -> mean rps
+    local log="$work/kv-server.log"
+    cat >"$work/kv.toml" <<EOF
+cores = [$core]
+[port]
+backend = "dpdk"
+eal = "--no-huge -m 512 --no-pci --no-telemetry --file-prefix=bench-kv-$$ -l $main_core --vdev=net_pcap0,rx_pcap=$1,infinite_rx=1"
+[net]
+ip = "10.77.1.2"
+udp_port = 7000
+mac = "02:00:00:77:01:02"
+neighbors = [{ ip = "10.77.1.1", mac = "02:00:00:77:01:01" }]
+[transport]
+tag_seed = 1
+[tables.firewall]
+rules = { alice = "allow" }
+EOF
+    timeout -s INT "$((secs + 3))" target/release/kv-server --config "$work/kv.toml" \
+      --stats-period 1 </dev/null >/dev/null 2>"$log" || true
+    grep -h "kv-server: error" "$log" >&2 || true
+    awk '/ rps / {n++; for (i = 1; i < NF; i++) if ($i == "rps") v = $(i + 1); if (n > 1) {t += v; k++}}
+         END {if (k > 0) printf "%.0f\n", t / k; else print 0}' "$log"
+  }
+  report_kv() { # name ours theirs target
+    python3 - "$@" <<'PY'
+import sys
+name, ours, theirs, target = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+ratio = ours / theirs if theirs > 0 else float("nan")
+verdict = "meets" if ratio >= target else "BELOW"
+print(f"{name:<42} kv-server {ours/1e6:7.2f} Mrps   testpmd {theirs/1e6:8.2f} Mpps   ratio {ratio:5.2f} ({verdict} target {target})")
+PY
+  }
+  for op in get set; do
+    pcap="$work/kv-$op.pcap"
+    target/release/kv-pcap --op "$op" --count 1024 --tag-seed 1 --user alice --out "$pcap" 2>/dev/null
+    tp=$(testpmd_pps --vdev="net_pcap0,rx_pcap=$pcap,infinite_rx=1" -- --forward-mode=macswap --port-topology=loop)
+    us=$(kv_rps "$pcap")
+    if [ "$op" = get ]; then
+      results+=("$(report_kv "KV GET (unreliable), replayed pcap (1 core)" "$us" "$tp" 0.6)")
+    else
+      results+=("$(report_kv "KV SET (reliable-ordered), replayed pcap" "$us" "$tp" 0.4)")
+    fi
+  done
+fi
+
 echo
 echo "== flatrpc backend benchmarks ($(date -u +%Y-%m-%d), ${secs}s each, forwarding core $core)"
 printf '%s\n' "${results[@]}"

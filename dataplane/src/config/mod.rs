@@ -16,6 +16,7 @@
 //!
 //! [transport]                      # every key optional
 //! rto_us = 500
+//! # tag_seed = 1                   # deterministic session ids (pcap replay only)
 //!
 //! [tables.firewall]                # state of config-loaded ANF tables, per element
 //! rules = { alice = "allow", bob = "deny" }
@@ -126,6 +127,10 @@ pub struct TransportConfig {
     pub unreliable_timeout_us: Option<u64>,
     /// Sessions kept at most (per core).
     pub max_sessions: Option<usize>,
+    /// Seed of the session-id tag generator, making session ids deterministic (for
+    /// replaying a recorded pcap against a fresh server; never in production: ids
+    /// become predictable).
+    pub tag_seed: Option<u64>,
 }
 
 /// Where a client sends its RPCs.
@@ -186,6 +191,9 @@ impl TransportConfig {
         }
         if let Some(v) = self.max_sessions {
             base.max_sessions = v;
+        }
+        if let Some(v) = self.tag_seed {
+            base.tag_seed = Some(v);
         }
         base
     }
@@ -409,6 +417,17 @@ rules = { alice = "allow" }
             let e = err(&text);
             assert!(e.contains(key), "expected {key:?} in {e:?}");
         }
+    }
+
+    #[test]
+    fn tag_seed_reaches_the_transport_only_when_set() {
+        let base = crate::transport::TransportConfig::default();
+        let c = Config::parse(GOOD, "t.toml").unwrap();
+        assert_eq!(c.transport.apply(base.clone()).tag_seed, None);
+        let c = Config::parse(&GOOD.replace("rto_us = 500", "tag_seed = 7"), "t.toml").unwrap();
+        assert_eq!(c.transport.apply(base).tag_seed, Some(7));
+        let e = err(&GOOD.replace("rto_us = 500", "tag_seed = -1"));
+        assert!(e.contains("tag_seed"), "{e}");
     }
 
     #[test]

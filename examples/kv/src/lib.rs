@@ -6,6 +6,7 @@
 include!(concat!(env!("OUT_DIR"), "/kv.rs"));
 
 pub mod client;
+pub mod replay;
 pub mod server;
 
 /// The transport class of every KV method, from the spec's transport table.

@@ -91,15 +91,24 @@ fn run(args: Args) -> Result<()> {
     );
     let period = (args.stats_period > 0.0).then(|| Duration::from_secs_f64(args.stats_period));
     let mut next = period.map(|p| Instant::now() + p);
+    // RPCs run by the handler and frames sent at the previous counter line, for rates.
+    let mut last = (Instant::now(), 0u64, 0u64);
     while !stop.load(Ordering::Relaxed) && !engine.finished() {
         std::thread::sleep(Duration::from_millis(20));
         if let (Some(at), Some(p)) = (next, period) {
-            if Instant::now() >= at {
-                let s = sum(&engine.snapshots());
+            let t = Instant::now();
+            if t >= at {
+                let snaps = engine.snapshots();
+                let s = sum(&snaps);
+                let tx: u64 = snaps.iter().map(|c| c.port.tx_packets).sum();
+                let secs = t.duration_since(last.0).as_secs_f64().max(1e-9);
+                let rps = (s.gets + s.sets).saturating_sub(last.1) as f64 / secs;
+                let tx_pps = tx.saturating_sub(last.2) as f64 / secs;
                 eprintln!(
-                    "kv-server: gets {} sets {} allowed {} denied {} sessions {}",
-                    s.gets, s.sets, s.allowed, s.denied, s.sessions
+                    "kv-server: gets {} sets {} allowed {} denied {} sessions {} rps {:.0} tx_pps {:.0}",
+                    s.gets, s.sets, s.allowed, s.denied, s.sessions, rps, tx_pps
                 );
+                last = (t, s.gets + s.sets, tx);
                 next = Some(at + p);
             }
         }
