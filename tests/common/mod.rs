@@ -24,8 +24,10 @@ use dataplane::wire::MacAddr;
 /// Whether a test that needs root may run. Prints why it skips; panics under `CI`,
 /// where skipping would hide a broken environment.
 pub fn require_root(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    // /proc/self belongs to the process's effective uid.
+    let root = std::os::unix::fs::MetadataExt::uid(
+        &std::fs::metadata("/proc/self").expect("/proc is mounted"),
+    ) == 0;
     if !root {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -51,19 +53,11 @@ pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
     })
 }
 
-/// Moves the calling thread (only) into the network namespace `ns_file` refers to.
-///
-/// This is the one `unsafe` call of the test helpers: `setns(2)` with a namespace fd.
+/// Moves the calling thread (only) into the network namespace `ns_file` refers to
+/// (`setns(2)` through nix's safe wrapper).
 fn enter_netns_on_this_thread(ns_file: &std::fs::File) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: setns takes an fd we keep open for the duration of the call and a flag;
-    // it changes only the calling thread's network namespace, which is a dedicated
-    // thread that exits after running the test closure.
-    let rc = unsafe { libc::setns(ns_file.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc != 0 {
-        bail!("setns: {}", std::io::Error::last_os_error());
-    }
-    Ok(())
+    nix::sched::setns(ns_file, nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| anyhow::anyhow!("setns: {e}"))
 }
 
 /// Runs a command, failing with its stderr when it exits non-zero.

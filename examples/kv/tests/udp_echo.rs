@@ -52,10 +52,10 @@ impl Server {
 
     /// SIGTERM, then the number of datagrams it says it echoed.
     fn stop(mut self) -> Result<u64> {
-        let pid = libc::pid_t::try_from(self.child.id())?;
-        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
-        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
-        ensure!(rc == 0, "kill failed");
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        ensure!(killed.success(), "kill failed");
         let deadline = Instant::now() + Duration::from_secs(10);
         let status = loop {
             if let Some(s) = self.child.try_wait()? {
