@@ -518,7 +518,7 @@ fn relay_throughput() -> Result<()> {
     }
     let t = NetnsTriple::new("impp")?;
     let mut a = open(&t.ns_a, &t.veth_a)?;
-    let mut b = open(&t.ns_b, &t.veth_b)?;
+    let b = open(&t.ns_b, &t.veth_b)?;
     let relay = RelayHandle::spawn(
         open_relay(
             &t,
@@ -533,37 +533,9 @@ fn relay_throughput() -> Result<()> {
     let template = frame_into(&mut a, &hdr, &payload(0, 0, 18))?
         .data()
         .to_vec();
-    let run_for = Duration::from_secs(3);
-    let stop = AtomicBool::new(false);
-    let (sent, received) = std::thread::scope(|s| {
-        let rx = s.spawn(|| {
-            let mut out = Vec::with_capacity(MAX_BURST);
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                n += b.rx_burst(&mut out, MAX_BURST) as u64;
-                out.clear();
-            }
-            n
-        });
-        let start = Instant::now();
-        let mut bufs = Vec::with_capacity(MAX_BURST);
-        let mut sent = 0u64;
-        while start.elapsed() < run_for {
-            while bufs.len() < MAX_BURST {
-                let Some(mut f) = a.alloc() else { break };
-                if f.fill_from(&template).is_err() {
-                    break;
-                }
-                bufs.push(f);
-            }
-            sent += a.tx_burst(&mut bufs) as u64;
-        }
-        stop.store(true, Ordering::Relaxed);
-        (sent, rx.join().unwrap_or(0))
-    });
+    let (sent, received, secs, _, _) = blast(a, b, template, Duration::from_secs(3))?;
     let relay = relay.stop()?;
     let s = relay.stats().a_to_b;
-    let secs = run_for.as_secs_f64();
     eprintln!(
         "relay, zero impairment, 60-byte frames: sender {:.0} pps, relay forwarded {:.0} pps, receiver {:.0} pps; {s:?}; ports {:?}",
         sent as f64 / secs,

@@ -716,7 +716,7 @@ fn afpacket_throughput() -> Result<()> {
             ..AfPacketConfig::default()
         };
         let mut a = open_afpacket(&pair.ns_a, &pair.veth_a, &cfg)?.remove(0);
-        let mut b = open_afpacket(&pair.ns_b, &pair.veth_b, &cfg)?.remove(0);
+        let b = open_afpacket(&pair.ns_b, &pair.veth_b, &cfg)?.remove(0);
         let hdr = UdpIpv4Header {
             src_mac: a.mac(),
             dst_mac: b.mac(),
@@ -732,47 +732,8 @@ fn afpacket_throughput() -> Result<()> {
             let f = frame_into(&mut a, &hdr, &payload(0, 0, 18))?;
             f.data().to_vec()
         };
-        let run_for = Duration::from_secs(3);
-        let stop = AtomicBool::new(false);
-        let (sent, received) = std::thread::scope(|s| {
-            let rx = s.spawn(|| {
-                let mut out = Vec::with_capacity(MAX_BURST);
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    n += b.rx_burst(&mut out, MAX_BURST) as u64;
-                    out.clear();
-                }
-                // Drain what is still in the ring.
-                let end = Instant::now() + Duration::from_millis(100);
-                while Instant::now() < end {
-                    n += b.rx_burst(&mut out, MAX_BURST) as u64;
-                    out.clear();
-                }
-                n
-            });
-            let start = Instant::now();
-            let mut bufs = Vec::with_capacity(MAX_BURST);
-            let mut sent = 0u64;
-            while start.elapsed() < run_for {
-                while bufs.len() < MAX_BURST {
-                    match a.alloc() {
-                        Some(mut f) => {
-                            if f.fill_from(&template).is_err() {
-                                break;
-                            }
-                            bufs.push(f)
-                        }
-                        None => break,
-                    }
-                }
-                sent += a.tx_burst(&mut bufs) as u64;
-            }
-            let secs = start.elapsed().as_secs_f64();
-            stop.store(true, Ordering::Relaxed);
-            let received = rx.join().unwrap_or(0);
-            (sent as f64 / secs, received as f64 / secs)
-        });
-        let (sa, sb) = (a.stats(), b.stats());
+        let (sent, received, secs, sa, sb) = blast(a, b, template, Duration::from_secs(3))?;
+        let (sent, received) = (sent as f64 / secs, received as f64 / secs);
         println!(
             "afpacket 64B over veth ({rx_ring:?}, qdisc_bypass={bypass}): tx {:.3} Mpps, \
              rx {:.3} Mpps, \

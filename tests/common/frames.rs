@@ -208,3 +208,49 @@ pub fn one_way<A: Port, B: Port>(
     }
     Ok(())
 }
+
+/// A throughput measurement: `a` sends `template` as fast as it takes it for `run_for`
+/// (testpmd's txonly) while a second thread counts what `b` receives (rxonly), draining
+/// `b` for 100 ms more at the end. Returns (frames sent, frames received, the seconds
+/// sent for, the two ports' stats).
+pub fn blast<A: Port, B: Port>(
+    a: A,
+    b: B,
+    template: Vec<u8>,
+    run_for: Duration,
+) -> Result<(
+    u64,
+    u64,
+    f64,
+    dataplane::port::PortStats,
+    dataplane::port::PortStats,
+)> {
+    use dataplane::forward::{CoreCounters, Forwarder, Mode};
+    let mut tx = Forwarder::new(vec![a], Mode::Txonly, MAX_BURST, vec![template])?;
+    let mut rx = Forwarder::new(vec![b], Mode::Rxonly, MAX_BURST, Vec::new())?;
+    let (txc, rxc) = (CoreCounters::default(), CoreCounters::default());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let secs = std::thread::scope(|s| {
+        s.spawn(|| {
+            rx.run(&stop, &rxc);
+            let end = Instant::now() + Duration::from_millis(100);
+            while Instant::now() < end {
+                rx.poll_once(&rxc);
+            }
+        });
+        let start = Instant::now();
+        while start.elapsed() < run_for {
+            tx.poll_once(&txc);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        secs
+    });
+    Ok((
+        txc.snapshot().tx_packets,
+        rxc.snapshot().rx_packets,
+        secs,
+        tx.ports()[0].stats(),
+        rx.ports()[0].stats(),
+    ))
+}

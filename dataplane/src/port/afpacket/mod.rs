@@ -746,6 +746,31 @@ mod tests {
         root
     }
 
+    /// Two ports (tx, rx) on `lo` of a private, fresh network namespace with lo up, so
+    /// the tests see no host traffic.
+    fn lo_pair(cfg: AfPacketConfig) -> (AfPacketPort, AfPacketPort) {
+        std::thread::spawn(move || {
+            // SAFETY: unshare(CLONE_NEWNET) moves only this short-lived thread into a
+            // new, empty network namespace; no memory is passed.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+            let ctl = sys::socket(libc::AF_INET, libc::SOCK_DGRAM, 0, "lo").unwrap();
+            sys::set_up(&ctl, "lo").unwrap();
+            let tx = AfPacket::open("lo", &cfg).unwrap().remove(0);
+            let rx = AfPacket::open("lo", &cfg).unwrap().remove(0);
+            (tx, rx)
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// A 60-byte frame of the local experimental ethertype carrying `marker` at 14..22.
+    fn marked_frame(marker: [u8; 8]) -> [u8; 60] {
+        let mut frame = [0u8; 60];
+        frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+        frame[14..22].copy_from_slice(&marker);
+        frame
+    }
+
     #[test]
     fn loopback_port_sends_and_receives_its_frames_once() {
         if !is_root() {
@@ -767,23 +792,9 @@ mod tests {
         // Two sockets on the lo of a private network namespace (no host traffic): what
         // `tx` sends, `rx` sees once, as the incoming copy lo loops back (the outgoing
         // copy is ignored: PACKET_IGNORE_OUTGOING).
-        let (mut tx, mut rx) = std::thread::spawn(move || {
-            // SAFETY: unshare(CLONE_NEWNET) moves only this short-lived thread into a
-            // new, empty network namespace; no memory is passed.
-            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
-            let ctl = sys::socket(libc::AF_INET, libc::SOCK_DGRAM, 0, "lo").unwrap();
-            sys::set_up(&ctl, "lo").unwrap();
-            let tx = AfPacket::open("lo", &cfg).unwrap().remove(0);
-            let rx = AfPacket::open("lo", &cfg).unwrap().remove(0);
-            (tx, rx)
-        })
-        .join()
-        .unwrap();
+        let (mut tx, mut rx) = lo_pair(cfg);
         let marker = next_local_seed().to_be_bytes();
-        let mut frame = vec![0u8; 60];
-        frame[..6].copy_from_slice(&[0; 6]);
-        frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes()); // local experimental
-        frame[14..22].copy_from_slice(&marker);
+        let mut frame = marked_frame(marker);
         let mut bufs = Vec::new();
         for i in 0..10u8 {
             let mut b = tx.alloc().unwrap();
@@ -828,21 +839,9 @@ mod tests {
             pool_bufs: 4,
             ..AfPacketConfig::default()
         };
-        let (mut tx, mut rx) = std::thread::spawn(move || {
-            // SAFETY: as above, only this short-lived thread enters a new namespace.
-            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
-            let ctl = sys::socket(libc::AF_INET, libc::SOCK_DGRAM, 0, "lo").unwrap();
-            sys::set_up(&ctl, "lo").unwrap();
-            let tx = AfPacket::open("lo", &cfg).unwrap().remove(0);
-            let rx = AfPacket::open("lo", &cfg).unwrap().remove(0);
-            (tx, rx)
-        })
-        .join()
-        .unwrap();
+        let (mut tx, mut rx) = lo_pair(cfg);
         let marker = next_local_seed().to_be_bytes();
-        let mut frame = [0u8; 60];
-        frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
-        frame[14..22].copy_from_slice(&marker);
+        let mut frame = marked_frame(marker);
         let mut seen = Vec::new();
         for i in 0..10u8 {
             let mut b = tx.alloc().unwrap();
@@ -899,20 +898,9 @@ mod tests {
             pool_bufs: 256,
             ..AfPacketConfig::default()
         };
-        let (mut tx, mut rx) = std::thread::spawn(move || {
-            // SAFETY: as above, only this short-lived thread enters a new namespace.
-            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
-            let ctl = sys::socket(libc::AF_INET, libc::SOCK_DGRAM, 0, "lo").unwrap();
-            sys::set_up(&ctl, "lo").unwrap();
-            let tx = AfPacket::open("lo", &cfg).unwrap().remove(0);
-            let rx = AfPacket::open("lo", &cfg).unwrap().remove(0);
-            (tx, rx)
-        })
-        .join()
-        .unwrap();
+        let (mut tx, mut rx) = lo_pair(cfg);
         const SENT: u64 = 100;
-        let mut frame = [0u8; 60];
-        frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+        let mut frame = marked_frame([0; 8]);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let mut bufs = Vec::new();
         for i in 0..SENT {
