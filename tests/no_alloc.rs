@@ -12,6 +12,15 @@ use anyhow::{ensure, Context, Result};
 use dataplane::forward::{CoreCounters, Forwarder, Mode};
 use dataplane::port::Port;
 
+/// The two tests run one after the other: DPDK's EAL initialisation (which remaps memory
+/// and starts threads) racing the other test's `ip` child spawns failed that spawn with
+/// EFAULT under load.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Polls the forwarders `warmup` rounds, then `rounds` more while counting this thread's
 /// allocations. Returns (allocations, frames moved by the last forwarder while counted).
 fn steady_state<P: Port>(fwds: &mut [Forwarder<P>], warmup: usize, rounds: usize) -> (u64, u64) {
@@ -42,6 +51,7 @@ fn steady_state<P: Port>(fwds: &mut [Forwarder<P>], warmup: usize, rounds: usize
 
 #[test]
 fn afpacket_forwarding_allocates_nothing_per_packet() -> Result<()> {
+    let _serial = serial();
     use dataplane::port::afpacket::{AfPacket, AfPacketConfig};
     if !common::require_root("afpacket_forwarding_allocates_nothing_per_packet") {
         return Ok(());
@@ -93,6 +103,7 @@ fn afpacket_forwarding_allocates_nothing_per_packet() -> Result<()> {
 #[cfg(feature = "dpdk")]
 #[test]
 fn dpdk_forwarding_allocates_nothing_per_packet() -> Result<()> {
+    let _serial = serial();
     use dataplane::dpdk::{Eal, EthConfig};
     let args: Vec<String> = [
         "--no-huge",
