@@ -380,6 +380,9 @@ pub struct TransportConfig {
     /// so this can be generous: a client descheduled for a few milliseconds between its
     /// handshake and its first call must not find its session gone.
     pub embryonic_timeout_ns: u64,
+    /// Handshake retransmissions before the connect fails. With the doubling interval the
+    /// default (9 after 5 ms) gives a server about 5 s to answer: enough for one that is
+    /// still starting or descheduled on a loaded host, short enough to report an error.
     pub connect_retries: u32,
     /// Reassembly memory, all sessions together.
     pub max_reassembly_bytes: usize,
@@ -425,7 +428,7 @@ impl Default for TransportConfig {
             idle_timeout_ns: 30_000_000_000,
             handshake_timeout_ns: 5_000_000,
             embryonic_timeout_ns: 1_000_000_000,
-            connect_retries: 6,
+            connect_retries: 9,
             max_reassembly_bytes: 64 << 20,
             max_session_reassembly_bytes: 8 << 20,
             max_response_cache_bytes: 64 << 20,
