@@ -15,12 +15,12 @@ use plotters::prelude::*;
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{path}: {source}")]
+    #[error("{path}: cannot read or write")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}:{line}: {source}")]
+    #[error("{path}:{line}: not a run record")]
     Parse {
         path: PathBuf,
         line: usize,
@@ -52,6 +52,8 @@ pub enum Role {
     Kernel,
     /// A flatrpc stack (the targets apply to it).
     Flatrpc,
+    /// A layered stack without sidecars (gRPC direct).
+    Grpc,
     #[default]
     Other,
 }
