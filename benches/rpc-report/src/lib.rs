@@ -217,7 +217,8 @@ pub fn markdown(runs: &[Run]) -> Result<String, ReportError> {
         "### RPC tax: KV GET, {size} B values\n\n\
          Latency: one session, one RPC outstanding. Mrps and CPU: the throughput run \
          (S sessions × W outstanding). CPU µs/RPC: user + system time of every process of \
-         the stack (client, server, proxies) over the RPCs they served. \
+         the stack (client, server, proxies) over the RPCs they served, from the throughput \
+         run (from the latency run for a stack without one); kRPS/core is its inverse. \
          Ratios: ×-better than the reference (above 1 is better for the row).\n"
     );
     md.push_str(
@@ -310,7 +311,7 @@ pub fn markdown(runs: &[Run]) -> Result<String, ReportError> {
 }
 
 fn human_size(s: usize) -> String {
-    if s >= 1024 && s % 1024 == 0 {
+    if s >= 1024 && s & 1023 == 0 {
         format!("{} KiB", s / 1024)
     } else {
         format!("{s} B")
@@ -424,12 +425,12 @@ pub fn plot_bars(
     let height = 90 + 46 * n as u32;
     let root = SVGBackend::new(path, (900, height)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err(W))?;
-    let (label_area, plot_area) = root.split_horizontally(300);
-    let mut builder = ChartBuilder::on(&plot_area);
+    let mut builder = ChartBuilder::on(&root);
     builder
         .caption(title, ("sans-serif", 20))
         .margin(12)
-        .x_label_area_size(40);
+        .x_label_area_size(40)
+        .y_label_area_size(290);
     let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
     // Bars are drawn over x in [x0, v]; log charts start at a decade below the least.
     let (x0, x1) = if log && min.is_finite() {
@@ -437,34 +438,31 @@ pub fn plot_bars(
     } else {
         (0.0, max * 1.15)
     };
-    let rows = 0.0..n as f64;
-    let draw_bars = |area: &DrawingArea<SVGBackend, plotters::coord::Shift>| {
-        // The stack names, level with their bars.
-        let step = (area.dim_in_pixel().1 as f64 - 12.0 - 20.0 - 40.0) / n as f64;
-        for (i, name) in names.iter().enumerate() {
-            let y = 12.0 + 28.0 + step * (i as f64 + 0.5);
-            area.draw(&Text::new(
-                name.clone(),
-                (8, y as i32),
-                ("sans-serif", 15).into_font(),
-            ))?;
+    // Bar i is centred on y = n - 1 - i (the first at the top); the y labels at the
+    // integers name them.
+    let rows = -0.5..n as f64 - 0.5;
+    let name_at = move |y: &f64| -> String {
+        let i = n as f64 - 1.0 - y.round();
+        if (y - y.round()).abs() > 1e-6 || i < 0.0 {
+            return String::new();
         }
-        Ok::<(), DrawingAreaErrorKind<std::io::Error>>(())
+        names.get(i as usize).cloned().unwrap_or_default()
     };
-    draw_bars(&label_area).map_err(plot_err(W))?;
     macro_rules! body {
         ($chart:expr) => {{
             let mut chart = $chart;
             chart
                 .configure_mesh()
                 .disable_y_mesh()
-                .disable_y_axis()
+                .y_labels(n + 1)
+                .y_label_formatter(&name_at)
+                .y_label_style(("sans-serif", 15))
                 .x_desc(unit)
                 .draw()
                 .map_err(plot_err(W))?;
             for (i, (_, v)) in bars.iter().enumerate() {
-                let y0 = n as f64 - i as f64 - 0.85;
-                let y1 = n as f64 - i as f64 - 0.15;
+                let y0 = n as f64 - 1.0 - i as f64 - 0.35;
+                let y1 = n as f64 - 1.0 - i as f64 + 0.35;
                 if let Some(v) = v {
                     let c = color(i);
                     chart

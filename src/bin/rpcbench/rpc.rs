@@ -122,7 +122,7 @@ pub fn server(args: &RpcServerArgs) -> Result<()> {
     let deadline = (duration > 0.0).then(|| started + Duration::from_secs_f64(duration));
     while !stop.load(Ordering::Relaxed)
         && !engine.finished()
-        && deadline.map_or(true, |d| WallInstant::now() < d)
+        && deadline.is_none_or(|d| WallInstant::now() < d)
     {
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -464,7 +464,7 @@ impl App for RpcLoad {
             }
             Phase::Warmup | Phase::Measure => {
                 let set =
-                    self.args.op == Op::Set || (self.args.op == Op::Mixed && self.issued % 2 == 0);
+                    self.args.op == Op::Set || (self.args.op == Op::Mixed && self.issued & 1 == 0);
                 for s in 0..self.sessions.len() {
                     while self
                         .per_session
