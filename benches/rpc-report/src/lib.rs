@@ -503,7 +503,8 @@ pub fn plot_bars(
     Ok(())
 }
 
-/// p50 latency against value size (log–log), one line per stack.
+/// p50 latency against value size (log–log), one line per stack measured at two or
+/// more sizes.
 pub fn plot_sizes(runs: &[Run], path: &Path) -> Result<(), ReportError> {
     const W: &str = "size sweep";
     let lat: Vec<&Run> = runs
@@ -550,7 +551,8 @@ pub fn plot_sizes(runs: &[Run], path: &Path) -> Result<(), ReportError> {
             .filter(|r| &r.stack == stack)
             .map(|r| (r.size as f64, r.p50_us))
             .collect();
-        if pts.is_empty() {
+        // A stack measured at one size only has no line to draw (and no legend entry).
+        if pts.len() < 2 {
             continue;
         }
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
