@@ -14,7 +14,8 @@
 #                         rpcbench rpc-server / rpc-client (generated KV chain)
 # Per stack: a latency run (1 session, 1 outstanding, GETs of 64 B values), a
 # throughput run (4 sessions x 16 outstanding), and for gRPC and flatrpc afpacket a
-# latency sweep over value sizes 1 KiB, 16 KiB, 64 KiB.
+# latency sweep over value sizes 1 KiB, 16 KiB, 64 KiB: GETs (the response carries the
+# value) and SETs (the request carries it; reliable-ordered in flatrpc).
 # CPU per RPC: user+system time of every process of the stack (client, server,
 # proxies) over the client's whole life (start-up, fill, warm-up included), from the
 # client's rusage and /proc/PID/stat deltas of the others, divided by every RPC the
@@ -81,7 +82,7 @@ completed = r.get("completed", 0)
 errors = r.get("errors", r.get("lost", 0))
 total = r.get("completed_total", completed)
 rec = {
-    "stack": stack, "role": role, "mode": mode, "size": int(size),
+    "stack": stack, "role": role, "mode": mode, "op": r.get("op", "get"), "size": int(size),
     "sessions": r.get("sessions", 1), "window": r.get("window", 1),
     "completed": completed, "errors": errors, "rps": r.get("rps", 0.0),
     "p50_us": r["p50_us"], "p90_us": r["p90_us"], "p99_us": r["p99_us"], "p999_us": r["p999_us"],
@@ -91,7 +92,7 @@ rec = {
 }
 open(runs, "a").write(json.dumps(rec) + "\n")
 cpu_txt = "%.1f" % (rec["stack_cpu_s"] * 1e6 / rec["stack_rpcs"]) if rec["stack_cpu_s"] and rec["stack_rpcs"] else "-"
-print(f"  {stack:<34} {mode:<10} {size:>6} B  p50 {r['p50_us']:8.1f} us  p99 {r['p99_us']:8.1f} us  "
+print(f"  {stack:<34} {mode:<10} {rec['op']:<3} {size:>6} B  p50 {r['p50_us']:8.1f} us  p99 {r['p99_us']:8.1f} us  "
       f"{r.get('rps', 0) / 1e6:7.3f} Mrps  CPU {cpu_txt} us/RPC  ({completed} ok, {errors} failed)", file=sys.stderr)
 PY
 }
@@ -121,6 +122,9 @@ rb_grpc() { # stack role url
     --sessions 4 --window 16 "${rb_common[@]}"
   for s in "${rb_sweep[@]}"; do
     rb_client "$stack" "$role" latency "$s" -- $(rb_in_a) "$rb_bin/grpc-kv" client --server "$url" --size "$s" "${rb_common[@]}"
+  done
+  for s in 64 "${rb_sweep[@]}"; do
+    rb_client "$stack" "$role" latency "$s" -- $(rb_in_a) "$rb_bin/grpc-kv" client --server "$url" --op set --size "$s" "${rb_common[@]}"
   done
 }
 rb_serve "$rb_ns-b" "$core" "$work/grpc.err" "$rb_bin/grpc-kv" server --listen 10.77.0.2:8000 --deny mallory
@@ -175,6 +179,7 @@ rb_flatrpc() { # stack server-ns client-ns backend server-dev client-dev sweep?
   rb_client "$stack" flatrpc throughput 64 -- "${client[@]}" --sessions 4 --window 16
   if [ "$sweep" = sweep ]; then
     for s in "${rb_sweep[@]}"; do rb_client "$stack" flatrpc latency "$s" -- "${client[@]}" --size "$s"; done
+    for s in 64 "${rb_sweep[@]}"; do rb_client "$stack" flatrpc latency "$s" -- "${client[@]}" --op set --size "$s"; done
   fi
   rb_stop_all
 }

@@ -42,6 +42,15 @@ pub enum Mode {
     Throughput,
 }
 
+/// Which RPC a run issued: a GET's response carries the value, a SET's request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    #[default]
+    Get,
+    Set,
+}
+
 /// Which comparison a stack's row takes part in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -65,6 +74,8 @@ pub struct Run {
     #[serde(default)]
     pub role: Role,
     pub mode: Mode,
+    #[serde(default)]
+    pub op: Op,
     /// Value bytes (GET response / SET request payload).
     pub size: usize,
     #[serde(default)]
@@ -138,9 +149,15 @@ pub fn main_size(runs: &[Run]) -> Option<usize> {
     runs.iter().map(|r| r.size).min()
 }
 
+/// The GET run of `stack` in `mode` at `size` (the main comparison is of GETs).
 fn find<'a>(runs: &'a [Run], stack: &str, mode: Mode, size: usize) -> Option<&'a Run> {
-    runs.iter()
-        .find(|r| r.stack == stack && r.mode == mode && r.size == size && r.completed > 0)
+    find_op(runs, stack, Op::Get, mode, size)
+}
+
+fn find_op<'a>(runs: &'a [Run], stack: &str, op: Op, mode: Mode, size: usize) -> Option<&'a Run> {
+    runs.iter().find(|r| {
+        r.stack == stack && r.op == op && r.mode == mode && r.size == size && r.completed > 0
+    })
 }
 
 fn role_of(runs: &[Run], stack: &str) -> Role {
@@ -257,15 +274,21 @@ pub fn markdown(runs: &[Run]) -> Result<String, ReportError> {
             ratio(lat_ratio(kernel)),
         );
     }
-    let sizes: BTreeSet<usize> = runs
-        .iter()
-        .filter(|r| r.mode == Mode::Latency)
-        .map(|r| r.size)
-        .collect();
-    if sizes.len() > 1 {
+    for (op, what) in [
+        (Op::Get, "GET (the response carries the value)"),
+        (Op::Set, "SET (the request carries the value)"),
+    ] {
+        let sizes: BTreeSet<usize> = runs
+            .iter()
+            .filter(|r| r.mode == Mode::Latency && r.op == op)
+            .map(|r| r.size)
+            .collect();
+        if sizes.len() < 2 {
+            continue;
+        }
         let _ = writeln!(
             md,
-            "\n### p50 latency (µs) by value size, one RPC outstanding\n"
+            "\n### p50 latency (µs) by value size, {what}, one RPC outstanding\n"
         );
         md.push_str("| stack |");
         for s in &sizes {
@@ -277,12 +300,15 @@ pub fn markdown(runs: &[Run]) -> Result<String, ReportError> {
         }
         md.push('\n');
         for stack in stacks(runs) {
+            if !runs.iter().any(|r| r.stack == stack && r.op == op) {
+                continue;
+            }
             let _ = write!(md, "| {stack} |");
             for &s in &sizes {
                 let _ = write!(
                     md,
                     " {} |",
-                    num(find(runs, &stack, Mode::Latency, s).map(|r| r.p50_us))
+                    num(find_op(runs, &stack, op, Mode::Latency, s).map(|r| r.p50_us))
                 );
             }
             md.push('\n');
@@ -503,8 +529,8 @@ pub fn plot_bars(
     Ok(())
 }
 
-/// p50 latency against value size (log–log), one line per stack measured at two or
-/// more sizes.
+/// p50 latency against value size (log–log), one line per stack and RPC (GET thick,
+/// SET thin) measured at two or more sizes.
 pub fn plot_sizes(runs: &[Run], path: &Path) -> Result<(), ReportError> {
     const W: &str = "size sweep";
     let lat: Vec<&Run> = runs
@@ -531,7 +557,7 @@ pub fn plot_sizes(runs: &[Run], path: &Path) -> Result<(), ReportError> {
     root.fill(&WHITE).map_err(plot_err(W))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "p50 latency by value size, one outstanding",
+            "p50 latency by value size, one outstanding (GET thick, SET thin)",
             ("sans-serif", 22),
         )
         .margin(12)
@@ -545,10 +571,14 @@ pub fn plot_sizes(runs: &[Run], path: &Path) -> Result<(), ReportError> {
         .y_desc("p50 µs (log scale)")
         .draw()
         .map_err(plot_err(W))?;
-    for (i, stack) in stacks(runs).iter().enumerate() {
+    let series = stacks(runs)
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, st)| [(i, st.clone(), Op::Get), (i, st, Op::Set)]);
+    for (i, stack, op) in series {
         let mut pts: Vec<(f64, f64)> = lat
             .iter()
-            .filter(|r| &r.stack == stack)
+            .filter(|r| r.stack == stack && r.op == op)
             .map(|r| (r.size as f64, r.p50_us))
             .collect();
         // A stack measured at one size only has no line to draw (and no legend entry).
@@ -557,11 +587,16 @@ pub fn plot_sizes(runs: &[Run], path: &Path) -> Result<(), ReportError> {
         }
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         let c = color(i);
+        // GETs solid, SETs thinner.
+        let width = if op == Op::Get { 2 } else { 1 };
+        let name = format!("{stack} {}", if op == Op::Get { "GET" } else { "SET" });
         chart
-            .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+            .draw_series(LineSeries::new(pts, c.stroke_width(width)))
             .map_err(plot_err(W))?
-            .label(stack.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(width))
+            });
     }
     chart
         .configure_series_labels()

@@ -2,7 +2,7 @@
 //! are well-formed (balanced tags) and name every stack, the markdown table has a row
 //! per stack with the ratios computed from the inputs.
 
-use rpc_report::{markdown, parse, write_all, Mode, Role, Run, FILES};
+use rpc_report::{markdown, parse, write_all, Mode, Op, Role, Run, FILES};
 
 fn run(
     stack: &str,
@@ -17,6 +17,7 @@ fn run(
         stack: stack.into(),
         role,
         mode,
+        op: Op::Get,
         size,
         sessions: if mode == Mode::Latency { 1 } else { 4 },
         window: if mode == Mode::Latency { 1 } else { 16 },
@@ -94,6 +95,42 @@ fn fixture() -> Vec<Run> {
             8e3,
             None,
         ),
+        Run {
+            op: Op::Set,
+            ..run(
+                "flatrpc afpacket",
+                Role::Flatrpc,
+                Mode::Latency,
+                64,
+                11.0,
+                90e3,
+                None,
+            )
+        },
+        Run {
+            op: Op::Set,
+            ..run(
+                "flatrpc afpacket",
+                Role::Flatrpc,
+                Mode::Latency,
+                1024,
+                13.0,
+                80e3,
+                None,
+            )
+        },
+        Run {
+            op: Op::Set,
+            ..run(
+                "gRPC (tonic) direct",
+                Role::Grpc,
+                Mode::Latency,
+                1024,
+                100.0,
+                9e3,
+                None,
+            )
+        },
     ]
 }
 
@@ -185,6 +222,22 @@ fn the_table_has_a_row_per_stack_and_the_ratios_of_the_inputs() {
     let k = row("kernel UDP echo");
     assert_eq!(k[6], "–", "no throughput run for the kernel echo");
     assert!(md.contains("64 KiB"), "size sweep table:\n{md}");
+    // The main table is of GETs: the SET runs (64 B at 11 µs) do not replace the GET's.
+    assert_eq!(
+        md.matches("| flatrpc afpacket |").count(),
+        3,
+        "main, GET sweep, SET sweep:\n{md}"
+    );
+    let set_table = &md[md.find("SET (the request").expect("SET sweep")..];
+    assert!(
+        set_table.contains("| flatrpc afpacket | 11.0 | 13.0 |"),
+        "{set_table}"
+    );
+    assert!(
+        set_table.contains("| gRPC (tonic) direct | – | 100 |"),
+        "{set_table}"
+    );
+    assert!(!set_table.contains("kernel UDP echo"), "{set_table}");
     row("gRPC + HAProxy sidecars");
 }
 
