@@ -3,7 +3,8 @@
 # back, printing both figures and the ratio (the machine is shared: only ratios from one
 # run mean anything).
 #
-#   scripts/bench.sh [--seconds N] [--core C] [--only null|pcap|afpacket|kvlat|kvpcap] [--count N]
+#   scripts/bench.sh [--seconds N] [--core C] [--only null|pcap|afpacket|kvlat|kvpcap|rpc] [--count N]
+#                    [--rpc-seconds S]
 #
 # 1. macswap over net_null,copy=1            rpcbench dpdk     vs testpmd (target >= 0.9)
 # 2. macswap over net_pcap,infinite_rx=1     rpcbench dpdk     vs testpmd (target >= 0.9)
@@ -12,25 +13,32 @@
 # kvlat: KV GET round trip, one outstanding (--count N GETs, default 20000): kernel UDP
 #    echo on a veth pair, then kv-server/kv-client over the same pair (afpacket, DPDK
 #    net_af_packet) and over net_memif (two DPDK processes, one core each); p50/p99.
+# rpc: the RPC tax, side by side (issue 7): kernel UDP echo, gRPC (tonic) direct, gRPC
+#    through two HAProxy HTTP/2 sidecars (firewall as a header ACL), and flatrpc
+#    (rpcbench rpc-server/rpc-client: afpacket, DPDK net_af_packet, net_memif) on one
+#    veth pair; latency (1 outstanding), throughput (4 sessions x 16), a value-size
+#    sweep, CPU per RPC of every process of each stack. Writes benches/results/rpc.md,
+#    runs.jsonl and SVG plots (--rpc-seconds S measured per run, default 1.5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-secs=8; core=1; only=""; kvlat_count=20000
+secs=8; core=1; only=""; kvlat_count=20000; rpc_secs=1.5
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) secs="$2"; shift 2 ;;
     --core) core="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
     --count) kvlat_count="$2"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --rpc-seconds) rpc_secs="$2"; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 main_core=0
 [ "$core" = 0 ] && main_core=1
 
-cargo build --release -q -p dataplane --bin rpcbench
+cargo build --release -q -p flatrpc --bin rpcbench
 RPCBENCH=target/release/rpcbench
 work=$(mktemp -d /tmp/flatrpc-bench.XXXXXX)
 ns=""
@@ -328,6 +336,10 @@ PY
       results+=("$(report_kv "KV SET (reliable-ordered), replayed pcap" "$us" "$tp" 0.4)")
     fi
   done
+fi
+
+if [ -z "$only" ] || [ "$only" = rpc ]; then
+  source scripts/bench-rpc.sh
 fi
 
 echo

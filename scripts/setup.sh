@@ -25,7 +25,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config iproute2 tshark libpcap-dev
-          build-essential ca-certificates curl procps ethtool iputils-ping)
+          build-essential ca-certificates curl procps ethtool iputils-ping haproxy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -97,7 +97,15 @@ struct Report {
     p99_us: f64,
     p999_us: f64,
     max_us: f64,
+    /// (latency µs, quantile) points, the ones `rpcbench rpc-client` writes, for CDF plots.
+    cdf: Vec<(f64, f64)>,
 }
+
+/// The quantiles of `cdf` (the same as rpcbench's).
+const CDF_QUANTILES: [f64; 24] = [
+    0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.97,
+    0.98, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0,
+];
 
 /// Datagram sizes the client and `--reply-size` accept: room for the sequence number,
 /// at most the largest UDP/IPv4 payload.
@@ -280,6 +288,11 @@ fn client(a: &ClientArgs) -> Result<Report> {
         p99_us: q(0.99),
         p999_us: q(0.999),
         max_us: hist.max() as f64 / 1000.0,
+        cdf: if hist.is_empty() {
+            Vec::new()
+        } else {
+            CDF_QUANTILES.iter().map(|&p| (q(p), p)).collect()
+        },
     })
 }
 

@@ -1,14 +1,17 @@
 //! rpcbench: a testpmd-style benchmark for flatrpc's packet backends, plus the
-//! transport simulator.
+//! transport simulator, and RPC benchmarks through the generated KV service.
 //!
 //!   rpcbench --backend dpdk --eal "--no-huge -m 256 --no-pci --vdev=net_null0,copy=1" --mode macswap
 //!   rpcbench --backend afpacket --iface veth0 --iface veth1 --mode io --cores 1
 //!   rpcbench sim-transport --rpcs 10000 --class reliable-ordered --loss 0.1 --json
 //!   rpcbench impair --a NAME-ma --b NAME-mb --loss 0.01 --delay-us 500 --seed 7
+//!   rpcbench rpc-server --config server.toml --json
+//!   rpcbench rpc-client --config client.toml --sessions 4 --window 16 --size 64 --json
 
 mod backends;
 mod cores;
 mod impair;
+mod rpc;
 mod run;
 mod sim_transport;
 
@@ -42,6 +45,10 @@ enum Command {
     /// Relay frames between two interfaces with seeded loss, reordering, duplication
     /// and delay (L2: ARP and everything else is impaired alike).
     Impair(impair::ImpairArgs),
+    /// Serve the generated KV service (firewall -> session tracker) for RPC benchmarks.
+    RpcServer(rpc::RpcServerArgs),
+    /// Load a KV server: S sessions x W outstanding RPCs; latency percentiles, Mrps, CPU/RPC.
+    RpcClient(rpc::RpcClientArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -156,6 +163,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::SimTransport(a)) => sim_transport::run(a),
         Some(Command::Impair(a)) => impair::run(a),
+        Some(Command::RpcServer(a)) => rpc::server(a),
+        Some(Command::RpcClient(a)) => rpc::client(a),
         None => forward(&cli.fwd),
     };
     match result {
