@@ -190,7 +190,19 @@ pub fn serve_connection(
         format!("{{\"reply\":\"error\",\"message\":\"cannot encode the reply: {e}\"}}")
     });
     text.push('\n');
-    s.write_all(text.as_bytes())
+    s.write_all(text.as_bytes())?;
+    // Closing with unread input would reset the connection and could destroy the reply
+    // before the client reads it: end our side, then drain (bounded) until it closes.
+    s.shutdown(std::net::Shutdown::Write)?;
+    s.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let mut drained = 0;
+    while drained < 64 * 1024 {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(got) => drained += got,
+        }
+    }
+    Ok(())
 }
 
 /// Fuzzing and property check: request and reply parsing never panic; an accepted

@@ -120,7 +120,19 @@ pub fn serve_connection(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
         text.len()
     );
-    s.write_all(resp.as_bytes())
+    s.write_all(resp.as_bytes())?;
+    // End our side and drain (bounded) so unread input does not reset the connection
+    // before the client has read the response.
+    s.shutdown(std::net::Shutdown::Write)?;
+    s.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let mut drained = 0;
+    while drained < 64 * 1024 {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(got) => drained += got,
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

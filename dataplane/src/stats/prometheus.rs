@@ -412,7 +412,7 @@ mod tests {
     #[test]
     fn malformed_documents_name_the_line() {
         let cases = [
-            ("m{a=\"1\"", "unterminated"),
+            ("m{a=\"1\"", "expected"),
             ("m{a=1} 2", "quoted"),
             ("m{a=\"1\\x\"} 2", "escape"),
             ("m{a=\"1\" b=\"2\"} 3", "expected"),
