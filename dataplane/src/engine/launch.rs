@@ -100,7 +100,16 @@ impl<A: App + 'static> Engine<A> {
                 };
                 let ports = AfPacket::open(iface, &afp)
                     .with_context(|| format!("opening AF_PACKET on {iface}"))?;
-                Self::spawn(cfg, &spec, stop, capture, ports, available, make_app, || Ok(()))
+                Self::spawn(
+                    cfg,
+                    &spec,
+                    stop,
+                    capture,
+                    ports,
+                    available,
+                    make_app,
+                    || Ok(()),
+                )
             }
             BackendKind::Tap => {
                 if queues != 1 {
@@ -164,10 +173,19 @@ impl<A: App + 'static> Engine<A> {
         let ports = (0..q)
             .map(|i| DpdkPort::new(&dev, i))
             .collect::<Result<Vec<_>, _>>()?;
-        Self::spawn(cfg, spec, stop, capture, ports, available, make_app, move || {
-            eal.register_thread()
-                .context("registering a polling thread with EAL")
-        })
+        Self::spawn(
+            cfg,
+            spec,
+            stop,
+            capture,
+            ports,
+            available,
+            make_app,
+            move || {
+                eal.register_thread()
+                    .context("registering a polling thread with EAL")
+            },
+        )
     }
 
     #[cfg(not(feature = "dpdk"))]

@@ -85,8 +85,8 @@ impl Target {
 }
 
 fn control_from_config_text(path: &Path) -> Result<PathBuf> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let v: toml::Table = toml::from_str(&text).map_err(|e| {
         anyhow!(
             "{}: cannot find the control socket: {} (give --control)",
@@ -97,10 +97,7 @@ fn control_from_config_text(path: &Path) -> Result<PathBuf> {
     match v.get("host").and_then(|h| h.get("control")) {
         None => Ok(PathBuf::from(DEFAULT_CONTROL)),
         Some(toml::Value::String(s)) if !s.is_empty() => Ok(PathBuf::from(s)),
-        Some(_) => bail!(
-            "{}: `host.control`: expected a socket path",
-            path.display()
-        ),
+        Some(_) => bail!("{}: `host.control`: expected a socket path", path.display()),
     }
 }
 
@@ -140,7 +137,9 @@ pub fn run_cli<S: HostedService>(cli: Cli, service: impl FnOnce() -> S) -> Resul
                 cores,
                 generation,
             } => {
-                println!("reloaded: generation {generation} applied on {applied} of {cores} core(s)");
+                println!(
+                    "reloaded: generation {generation} applied on {applied} of {cores} core(s)"
+                );
                 if applied < cores {
                     bail!("only {applied} of {cores} core(s) applied the new tables");
                 }
@@ -174,8 +173,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("flatrpc-cli-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("c.toml");
-        std::fs::write(&p, "[host]\ncontrol = \"/tmp/x.sock\"\n[tables.fw]\nrules = 3\n").unwrap();
-        assert_eq!(control_from_config_text(&p).unwrap(), Path::new("/tmp/x.sock"));
+        std::fs::write(
+            &p,
+            "[host]\ncontrol = \"/tmp/x.sock\"\n[tables.fw]\nrules = 3\n",
+        )
+        .unwrap();
+        assert_eq!(
+            control_from_config_text(&p).unwrap(),
+            Path::new("/tmp/x.sock")
+        );
         std::fs::write(&p, "cores = [1]\n").unwrap();
         assert_eq!(
             control_from_config_text(&p).unwrap(),
@@ -195,10 +201,10 @@ mod tests {
         let c = Cli::try_parse_from(["dataplane", "stats", "--json", "--control", "/x"]).unwrap();
         assert!(matches!(c.command, Command::Stats { json: true, .. }));
         assert!(Cli::try_parse_from(["dataplane", "stats"]).is_err());
-        assert!(Cli::try_parse_from([
-            "dataplane", "reload", "--config", "a", "--control", "b"
-        ])
-        .is_err());
+        assert!(
+            Cli::try_parse_from(["dataplane", "reload", "--config", "a", "--control", "b"])
+                .is_err()
+        );
         assert!(Cli::try_parse_from(["dataplane", "run"]).is_err());
     }
 }

@@ -84,7 +84,7 @@ pub enum Reply {
         service: String,
     },
     Stats {
-        report: StatsReport,
+        report: Box<StatsReport>,
     },
     /// New tables were sent to `cores` cores and `applied` of them acknowledged.
     Reloaded {
@@ -268,7 +268,7 @@ mod tests {
         );
         assert_eq!(parse_reply(text.as_bytes()).unwrap(), r);
         let s = Reply::Stats {
-            report: StatsReport::default(),
+            report: Box::default(),
         };
         let text = serde_json::to_string(&s).unwrap();
         assert_eq!(parse_reply(text.as_bytes()).unwrap(), s);
@@ -311,7 +311,11 @@ mod tests {
             let mut out = Vec::new();
             client.read_to_end(&mut out).unwrap();
             let reply = parse_reply(&out).unwrap();
-            assert_eq!(matches!(reply, Reply::Error { .. }), want_error, "{reply:?}");
+            assert_eq!(
+                matches!(reply, Reply::Error { .. }),
+                want_error,
+                "{reply:?}"
+            );
         }
     }
 
@@ -324,7 +328,10 @@ mod tests {
         )
         .unwrap_err();
         let m = e.to_string();
-        assert!(m.contains("cannot reach the control socket /nonexistent/flatrpc.sock"), "{m}");
+        assert!(
+            m.contains("cannot reach the control socket /nonexistent/flatrpc.sock"),
+            "{m}"
+        );
     }
 
     #[test]

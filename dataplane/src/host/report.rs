@@ -99,17 +99,15 @@ impl CoreReport {
         c: &CoreSnapshot<HostCoreStats<<S::App as App>::Stats>>,
     ) -> CoreReport {
         let mut drops = BTreeMap::new();
-        if let Ok(v) = serde_json::to_value(c.net) {
-            if let serde_json::Value::Object(m) = v {
-                for (k, v) in m {
-                    if matches!(
-                        k.as_str(),
-                        "arp_replies_sent" | "arp_requests_sent" | "neighbor_evictions"
-                    ) {
-                        continue;
-                    }
-                    flatten(&format!("net.{k}"), &v, &mut drops);
+        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(c.net) {
+            for (k, v) in m {
+                if matches!(
+                    k.as_str(),
+                    "arp_replies_sent" | "arp_requests_sent" | "neighbor_evictions"
+                ) {
+                    continue;
                 }
+                flatten(&format!("net.{k}"), &v, &mut drops);
             }
         }
         transport_drops(&c.transport, &mut drops);
@@ -327,7 +325,9 @@ impl StatsReport {
         let mut e = Exposition::new();
         type Field = fn(&CoreReport) -> u64;
         let per_core: [(&str, &str, Field); 9] = [
-            ("flatrpc_rx_packets_total", "Frames received.", |c| c.rx_packets),
+            ("flatrpc_rx_packets_total", "Frames received.", |c| {
+                c.rx_packets
+            }),
             ("flatrpc_tx_packets_total", "Frames sent.", |c| c.tx_packets),
             ("flatrpc_rx_bytes_total", "Bytes received.", |c| c.rx_bytes),
             ("flatrpc_tx_bytes_total", "Bytes sent.", |c| c.tx_bytes),
@@ -450,11 +450,7 @@ impl StatsReport {
             lat(&mut e, &c.core.to_string(), &c.latency)?;
         }
         lat(&mut e, "all", &self.totals.latency)?;
-        e.family(
-            "flatrpc_request_latency_count",
-            Counter,
-            "Requests timed.",
-        )?;
+        e.family("flatrpc_request_latency_count", Counter, "Requests timed.")?;
         for c in &self.cores {
             e.sample(
                 "flatrpc_request_latency_count",

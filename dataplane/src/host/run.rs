@@ -78,21 +78,15 @@ impl<S: HostedService> Host<S> {
         }
         let service = Arc::new(service);
         let svc = Arc::clone(&service);
-        let engine = Engine::start_with_capture(
-            cfg,
-            &service.engine_spec(),
-            stop,
-            capture,
-            |i| {
-                // One receiver per core index; an index beyond them (never made by the
-                // engine) gets a channel nobody sends on.
-                let rx = reload_rxs
-                    .get_mut(i)
-                    .and_then(Option::take)
-                    .unwrap_or_else(|| bounded(1).1);
-                HostApp::new(i, svc.make_app(i, &tables), rx, ack_tx.clone())
-            },
-        );
+        let engine = Engine::start_with_capture(cfg, &service.engine_spec(), stop, capture, |i| {
+            // One receiver per core index; an index beyond them (never made by the
+            // engine) gets a channel nobody sends on.
+            let rx = reload_rxs
+                .get_mut(i)
+                .and_then(Option::take)
+                .unwrap_or_else(|| bounded(1).1);
+            HostApp::new(i, svc.make_app(i, &tables), rx, ack_tx.clone())
+        });
         let engine = match engine {
             Ok(e) => e,
             Err(e) => {
@@ -181,7 +175,7 @@ impl<S: HostedService> Host<S> {
                 service: self.service.name().to_string(),
             },
             Request::Stats => Reply::Stats {
-                report: self.report(),
+                report: Box::new(self.report()),
             },
             Request::Reload => self.reload(),
         }
@@ -285,9 +279,9 @@ pub fn run<S: HostedService>(
         .context("installing a signal handler")?;
     let control = ControlSocket::bind(&control_path(&cfg))?;
     let prometheus = match cfg.host.prometheus {
-        Some(a) => Some(
-            metrics::bind(a).with_context(|| format!("`host.prometheus`: binding {a}"))?,
-        ),
+        Some(a) => {
+            Some(metrics::bind(a).with_context(|| format!("`host.prometheus`: binding {a}"))?)
+        }
         None => None,
     };
     let mut host = Host::start(service, config_path, &cfg, pcap, Arc::clone(&stop))?;

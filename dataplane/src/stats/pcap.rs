@@ -220,12 +220,13 @@ impl PcapSink {
             snaplen: SNAPLEN as u32,
             ..PcapHeader::default()
         };
-        let mut writer = PcapWriter::with_header(BufWriter::new(file), header).map_err(|source| {
-            PcapSinkError::Write {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
+        let mut writer =
+            PcapWriter::with_header(BufWriter::new(file), header).map_err(|source| {
+                PcapSinkError::Write {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
         let done = Arc::new(AtomicBool::new(false));
         let written = Arc::new(AtomicU64::new(0));
         let (q, d, w, p) = (
@@ -261,7 +262,8 @@ impl PcapSink {
                         std::thread::sleep(Duration::from_millis(1));
                     }
                 }
-                std::io::Write::flush(&mut writer.into_writer()).map_err(|e| werr(pcap_file::PcapError::IoError(e)))
+                std::io::Write::flush(&mut writer.into_writer())
+                    .map_err(|e| werr(pcap_file::PcapError::IoError(e)))
             })
             .map_err(|source| PcapSinkError::Create {
                 path: path.to_path_buf(),
@@ -386,6 +388,10 @@ mod tests {
         let e = PcapSink::start(Path::new("/nonexistent/dir/x.pcap"), Capture::new(1))
             .err()
             .unwrap();
-        assert!(e.to_string().contains("cannot create /nonexistent/dir/x.pcap"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("cannot create /nonexistent/dir/x.pcap"),
+            "{e}"
+        );
     }
 }

@@ -218,7 +218,7 @@ pub fn parse_text(text: &str) -> Result<Vec<Sample>, ParseError> {
 
 fn parse_sample(line: &str) -> Result<Sample, String> {
     let name_end = line
-        .find(|c: char| c == '{' || c == ' ' || c == '\t')
+        .find(['{', ' ', '\t'])
         .ok_or_else(|| "a sample needs a value".to_string())?;
     let (name, mut rest) = line.split_at(name_end);
     if !valid_metric_name(name) {
@@ -278,7 +278,9 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
         }
     }
     let mut words = rest.split_whitespace();
-    let value = words.next().ok_or_else(|| "a sample needs a value".to_string())?;
+    let value = words
+        .next()
+        .ok_or_else(|| "a sample needs a value".to_string())?;
     let value = match value {
         "NaN" => f64::NAN,
         "+Inf" | "Inf" => f64::INFINITY,
@@ -339,8 +341,12 @@ mod tests {
     #[test]
     fn writes_the_text_format_with_escaping() {
         let mut e = Exposition::new();
-        e.family("flatrpc_rx_packets_total", MetricKind::Counter, "Frames\nreceived \\ port")
-            .unwrap();
+        e.family(
+            "flatrpc_rx_packets_total",
+            MetricKind::Counter,
+            "Frames\nreceived \\ port",
+        )
+        .unwrap();
         e.sample("flatrpc_rx_packets_total", &[("core", "0")], 42.0)
             .unwrap();
         e.sample(
