@@ -503,6 +503,11 @@ fn bad_configs_addresses_and_sockets_are_one_line_errors() -> Result<()> {
         "cannot read",
     )?;
     one_error_line(&["stats"], "--config")?;
+    let noiface = w(
+        "noiface.toml",
+        &base.replace("iface = \"lo\"", "iface = \"nosuchif0\""),
+    )?;
+    one_error_line(&["run", "--config", &noiface], "nosuchif0")?;
     // No socket left behind by the failed runs.
     ensure!(!dir.join("ctl.sock").exists());
     let _ = std::fs::remove_dir_all(&dir);

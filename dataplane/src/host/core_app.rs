@@ -2,8 +2,10 @@
 //! service's application. Between bursts (once per pass, in `poll`) it takes new ANF
 //! tables from its reload channel (`try_recv`, no lock) and acknowledges them; around
 //! each request it records the latency from the pass that received it to the response
-//! being handed to the transport. Its statistics carry the element counters and a copy
-//! of the histogram, published with the core's periodic snapshot.
+//! being handed to the transport, in a histogram that it hands to the control thread
+//! with each periodic snapshot (moved through a channel in exchange for an emptied one:
+//! no copy, no allocation, no lock on the core). Its statistics carry the element
+//! counters.
 //!
 //! It must not block, lock or allocate per request.
 
@@ -31,6 +33,21 @@ pub struct ReloadAck {
     pub generation: u64,
 }
 
+/// The channels between one core's [`HostApp`] and the control thread.
+pub struct CoreLinks<T> {
+    /// New tables (control → core).
+    pub reloads: Receiver<Reload<T>>,
+    /// Reload acknowledgements (core → control).
+    pub acks: Sender<ReloadAck>,
+    /// Filled histograms, with the core index (core → control).
+    pub latency_out: Sender<(usize, LatencyHistogram)>,
+    /// Emptied histograms to record into next (control → core).
+    pub latency_back: Receiver<LatencyHistogram>,
+}
+
+/// How often a core hands its latency histogram over (as its counters are published).
+pub const LATENCY_HANDOFF_NS: u64 = crate::engine::core::PUBLISH_EVERY_NS;
+
 /// One element's verdict counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ElementStat {
@@ -45,8 +62,6 @@ pub struct ElementStat {
 pub struct HostCoreStats<St> {
     pub app: St,
     pub elements: Vec<ElementStat>,
-    /// Request arrival (the pass that received it) → response handed to the transport.
-    pub latency: LatencyHistogram,
     /// Reloads applied, and the generation of the tables in use (0: the initial ones).
     pub reloads: u64,
     pub generation: u64,
@@ -59,35 +74,32 @@ const CALIBRATION_PASSES: u32 = 10_000;
 pub struct HostApp<S: HostedService> {
     core: usize,
     inner: S::App,
-    reloads_rx: Receiver<Reload<S::Tables>>,
-    acks: Sender<ReloadAck>,
+    links: CoreLinks<S::Tables>,
     /// Our clock, and its offset from the core's (which stamps `now`): the smallest
     /// `ours - core's` seen at the top of `poll`.
     clock: Clock,
     offset: i64,
     calibrating: u32,
+    /// Request arrival (the pass that received it) → response handed to the transport,
+    /// since the last handoff.
     latency: LatencyHistogram,
+    handed_at: u64,
     reloads: u64,
     generation: u64,
     _service: PhantomData<fn() -> S>,
 }
 
 impl<S: HostedService> HostApp<S> {
-    pub fn new(
-        core: usize,
-        inner: S::App,
-        reloads_rx: Receiver<Reload<S::Tables>>,
-        acks: Sender<ReloadAck>,
-    ) -> Self {
+    pub fn new(core: usize, inner: S::App, links: CoreLinks<S::Tables>) -> Self {
         HostApp {
             core,
             inner,
-            reloads_rx,
-            acks,
+            links,
             clock: Clock::new(),
             offset: i64::MAX,
             calibrating: CALIBRATION_PASSES,
             latency: LatencyHistogram::new(),
+            handed_at: 0,
             reloads: 0,
             generation: 0,
             _service: PhantomData,
@@ -96,6 +108,26 @@ impl<S: HostedService> HostApp<S> {
 
     pub fn inner(&self) -> &S::App {
         &self.inner
+    }
+
+    /// The latencies recorded since the last handoff (for the final report).
+    pub fn take_latency(&mut self) -> LatencyHistogram {
+        std::mem::take(&mut self.latency)
+    }
+
+    /// Hands the histogram to the control thread if it has an empty one to give back
+    /// and room to take this one; otherwise keeps recording into the same one.
+    fn hand_off_latency(&mut self) {
+        if self.latency.is_empty() || self.links.latency_out.is_full() {
+            return;
+        }
+        let Ok(fresh) = self.links.latency_back.try_recv() else {
+            return;
+        };
+        let full = std::mem::replace(&mut self.latency, fresh);
+        // The core is the only sender and the channel had room: this does not fail;
+        // if the control thread is gone, the counts are of no use anyway.
+        let _ = self.links.latency_out.try_send((self.core, full));
     }
 
     fn ours(&self) -> i64 {
@@ -146,14 +178,18 @@ impl<S: HostedService> App for HostApp<S> {
                 .saturating_sub(i64::try_from(now).unwrap_or(i64::MAX));
             self.offset = self.offset.min(d);
         }
-        while let Ok(r) = self.reloads_rx.try_recv() {
+        while let Ok(r) = self.links.reloads.try_recv() {
             S::reload(&mut self.inner, &r.tables);
             self.reloads += 1;
             self.generation = r.generation;
-            let _ = self.acks.try_send(ReloadAck {
+            let _ = self.links.acks.try_send(ReloadAck {
                 core: self.core,
                 generation: r.generation,
             });
+        }
+        if now.saturating_sub(self.handed_at) >= LATENCY_HANDOFF_NS {
+            self.handed_at = now;
+            self.hand_off_latency();
         }
         self.inner.poll(now, endpoint)
     }
@@ -170,7 +206,6 @@ impl<S: HostedService> App for HostApp<S> {
                     replied: c.replied,
                 })
                 .collect(),
-            latency: self.latency.clone(),
             reloads: self.reloads,
             generation: self.generation,
         }

@@ -97,6 +97,7 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, u64>)
 impl CoreReport {
     fn from_snapshot<S: HostedService>(
         c: &CoreSnapshot<HostCoreStats<<S::App as App>::Stats>>,
+        latency: Option<&LatencyHistogram>,
     ) -> CoreReport {
         let mut drops = BTreeMap::new();
         if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(c.net) {
@@ -152,7 +153,7 @@ impl CoreReport {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
-            latency: c.app.latency.summary(),
+            latency: latency.map(LatencyHistogram::summary).unwrap_or_default(),
             reloads: c.app.reloads,
             generation: c.app.generation,
         }
@@ -193,16 +194,21 @@ impl CoreReport {
 }
 
 impl StatsReport {
-    /// Builds the report from every core's latest snapshot; latency histograms are
-    /// merged here, on the caller's (control) thread.
+    /// Builds the report from every core's latest snapshot and latency histogram
+    /// (`latency[i]` of core index `i`); the histograms are merged here, on the caller's
+    /// (control) thread.
     pub fn build<S: HostedService>(
         service: &str,
         uptime_s: f64,
         reloads: u64,
         snaps: &[CoreSnapshot<HostCoreStats<<S::App as App>::Stats>>],
+        latency: &[LatencyHistogram],
         capture: Option<CaptureStats>,
     ) -> StatsReport {
-        let cores: Vec<CoreReport> = snaps.iter().map(CoreReport::from_snapshot::<S>).collect();
+        let cores: Vec<CoreReport> = snaps
+            .iter()
+            .map(|c| CoreReport::from_snapshot::<S>(c, latency.get(c.core)))
+            .collect();
         let mut totals = CoreReport {
             core: cores.len(),
             reloads: u64::MAX,
@@ -217,8 +223,8 @@ impl StatsReport {
             totals.generation = 0;
         }
         let mut merged = LatencyHistogram::new();
-        for s in snaps {
-            merged.merge(&s.app.latency);
+        for h in latency {
+            merged.merge(h);
         }
         totals.latency = merged.summary();
         StatsReport {

@@ -20,9 +20,10 @@ use crossbeam::channel::{bounded, Receiver, Sender};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::stats::pcap::{Capture, PcapSink};
+use crate::stats::LatencyHistogram;
 
 use super::control::{self, Reply, Request};
-use super::core_app::{HostApp, Reload, ReloadAck};
+use super::core_app::{CoreLinks, HostApp, Reload, ReloadAck};
 use super::metrics;
 use super::report::StatsReport;
 use super::service::HostedService;
@@ -40,6 +41,10 @@ pub struct Host<S: HostedService> {
     engine: Engine<HostApp<S>>,
     reload_txs: Vec<Sender<Reload<S::Tables>>>,
     acks: Receiver<ReloadAck>,
+    /// Histograms the cores hand over, emptied ones going back, and the sums per core.
+    latency_in: Receiver<(usize, LatencyHistogram)>,
+    latency_back: Vec<Sender<LatencyHistogram>>,
+    latency: Vec<LatencyHistogram>,
     generation: u64,
     reloads: u64,
     pcap: Option<PcapSink>,
@@ -69,23 +74,41 @@ impl<S: HostedService> Host<S> {
         };
         let n = cfg.cores.len();
         let (ack_tx, acks) = bounded(n.max(1) * 8);
+        let (latency_out, latency_in) = bounded(n.max(1) * 2);
         let mut reload_txs = Vec::with_capacity(n);
-        let mut reload_rxs = Vec::with_capacity(n);
+        let mut latency_back = Vec::with_capacity(n);
+        let mut links = Vec::with_capacity(n);
         for _ in 0..n {
-            let (tx, rx) = bounded(4);
+            let (tx, reloads) = bounded(4);
             reload_txs.push(tx);
-            reload_rxs.push(Some(rx));
+            // Two spare histograms per core: one in flight each way.
+            let (back_tx, back_rx) = bounded(2);
+            for _ in 0..2 {
+                let _ = back_tx.try_send(LatencyHistogram::new());
+            }
+            latency_back.push(back_tx);
+            links.push(Some(CoreLinks {
+                reloads,
+                acks: ack_tx.clone(),
+                latency_out: latency_out.clone(),
+                latency_back: back_rx,
+            }));
         }
         let service = Arc::new(service);
         let svc = Arc::clone(&service);
         let engine = Engine::start_with_capture(cfg, &service.engine_spec(), stop, capture, |i| {
-            // One receiver per core index; an index beyond them (never made by the
-            // engine) gets a channel nobody sends on.
-            let rx = reload_rxs
+            // One set of links per core index; an index beyond them (never made by the
+            // engine) gets channels nobody serves.
+            let l = links
                 .get_mut(i)
                 .and_then(Option::take)
-                .unwrap_or_else(|| bounded(1).1);
-            HostApp::new(i, svc.make_app(i, &tables), rx, ack_tx.clone())
+                .unwrap_or_else(|| CoreLinks {
+                    reloads: bounded(1).1,
+                    acks: ack_tx.clone(),
+                    latency_out: latency_out.clone(),
+                    latency_back: bounded(1).1,
+                });
+            HostApp::new(i, svc.make_app(i, &tables), l)
         });
         let engine = match engine {
             Ok(e) => e,
@@ -102,6 +125,9 @@ impl<S: HostedService> Host<S> {
             engine,
             reload_txs,
             acks,
+            latency_in,
+            latency_back,
+            latency: (0..n).map(|_| LatencyHistogram::new()).collect(),
             generation: 0,
             reloads: 0,
             pcap: sink,
@@ -157,13 +183,21 @@ impl<S: HostedService> Host<S> {
         }
     }
 
+    /// Adds the histograms the cores handed over to the per-core sums and gives them
+    /// back emptied.
+    pub fn collect_latency(&mut self) {
+        collect_latency(&self.latency_in, &self.latency_back, &mut self.latency);
+    }
+
     /// Counters of every core (as last published) and their totals.
-    pub fn report(&self) -> StatsReport {
+    pub fn report(&mut self) -> StatsReport {
+        self.collect_latency();
         StatsReport::build::<S>(
             self.service.name(),
             self.started.elapsed().as_secs_f64(),
             self.reloads,
             &self.engine.snapshots(),
+            &self.latency,
             self.pcap.as_ref().map(PcapSink::stats),
         )
     }
@@ -182,11 +216,18 @@ impl<S: HostedService> Host<S> {
     }
 
     /// Stops the cores, flushes the pcap file and returns the final counters.
-    pub fn stop(self) -> Result<StatsReport> {
+    pub fn stop(mut self) -> Result<StatsReport> {
         let name = self.service.name().to_string();
         let uptime = self.started.elapsed().as_secs_f64();
         let cores = self.engine.stop_and_join()?;
-        let snaps: Vec<_> = cores.into_iter().map(|(_, s)| s).collect();
+        collect_latency(&self.latency_in, &self.latency_back, &mut self.latency);
+        let mut snaps = Vec::with_capacity(cores.len());
+        for (mut app, snap) in cores {
+            if let Some(sum) = self.latency.get_mut(snap.core) {
+                sum.merge(&app.take_latency());
+            }
+            snaps.push(snap);
+        }
         let capture = match self.pcap {
             Some(s) => Some(s.finish()?),
             None => None,
@@ -196,8 +237,27 @@ impl<S: HostedService> Host<S> {
             uptime,
             self.reloads,
             &snaps,
+            &self.latency,
             capture,
         ))
+    }
+}
+
+/// Adds the histograms the cores handed over to the per-core sums, and gives them back
+/// emptied.
+fn collect_latency(
+    from: &Receiver<(usize, LatencyHistogram)>,
+    back: &[Sender<LatencyHistogram>],
+    sums: &mut [LatencyHistogram],
+) {
+    while let Ok((core, mut h)) = from.try_recv() {
+        if let Some(sum) = sums.get_mut(core) {
+            sum.merge(&h);
+        }
+        h.reset();
+        if let Some(b) = back.get(core) {
+            let _ = b.try_send(h);
+        }
     }
 }
 
@@ -301,6 +361,7 @@ pub fn run<S: HostedService>(
             .unwrap_or_default(),
     );
     while !stop.load(Ordering::Relaxed) && !host.engine.finished() {
+        host.collect_latency();
         if hup.swap(false, Ordering::Relaxed) {
             log_reload("SIGHUP", &host.reload());
         }
@@ -367,5 +428,38 @@ fn log_reload(from: &str, r: &Reply) {
         ),
         Reply::Error { message } => eprintln!("dataplane: reload ({from}): {message}"),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_control_socket_refuses_a_live_one_and_replaces_a_stale_one() {
+        let dir = std::env::temp_dir().join(format!("flatrpc-ctl-{}", std::process::id()));
+        let path = dir.join("sub").join("ctl.sock");
+        let first = ControlSocket::bind(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = std::fs::metadata(dir.join("sub"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        let e = ControlSocket::bind(&path).err().unwrap().to_string();
+        assert!(e.contains("in use by a running dataplane"), "{e}");
+        // A socket file nobody listens on (a crashed instance) is replaced.
+        std::mem::forget(first);
+        let second = ControlSocket::bind(&path);
+        // The forgotten listener still accepts connections: still in use.
+        assert!(second.is_err());
+        std::fs::remove_file(&path).unwrap();
+        let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        drop(stale);
+        let third = ControlSocket::bind(&path).unwrap();
+        drop(third);
+        assert!(!path.exists(), "removed on drop");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -52,6 +52,11 @@ impl LatencyHistogram {
         let _ = self.0.add(&other.0);
     }
 
+    /// Empties it (keeping its memory).
+    pub fn reset(&mut self) {
+        self.0.reset();
+    }
+
     pub fn len(&self) -> u64 {
         self.0.len()
     }
