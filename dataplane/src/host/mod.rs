@@ -10,6 +10,16 @@
 //! - [`run`]: [`Host`], starting the engine and the control loop; signals;
 //! - [`cli`]: the `dataplane` command line ([`cli::main`]).
 //!
+//! ```text
+//! dataplane run --config server.toml [--pcap run.pcap] [--json]   # until SIGINT/SIGTERM
+//! dataplane stats [--json] --config server.toml    # or --control /run/flatrpc/x.sock
+//! dataplane reload --config server.toml            # or: kill -HUP <pid>
+//! ```
+//!
+//! with, in the config, `[host] control = "/run/flatrpc/dataplane.sock"` (the default)
+//! and optionally `prometheus = "127.0.0.1:9464"` (loopback only; `GET /metrics`).
+//! A reload re-reads the file the instance was started with; only `[tables]` apply.
+//!
 //! The generated services live in other crates: this module is generic over them and
 //! must not name one.
 

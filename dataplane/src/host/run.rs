@@ -38,6 +38,8 @@ pub const RELOAD_ACK_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Host<S: HostedService> {
     service: Arc<S>,
     config_path: PathBuf,
+    /// The configuration the engine started with (reloads apply only its tables).
+    running: Config,
     engine: Engine<HostApp<S>>,
     reload_txs: Vec<Sender<Reload<S::Tables>>>,
     acks: Receiver<ReloadAck>,
@@ -122,6 +124,7 @@ impl<S: HostedService> Host<S> {
         Ok(Host {
             service,
             config_path: config_path.to_path_buf(),
+            running: cfg.clone(),
             engine,
             reload_txs,
             acks,
@@ -153,6 +156,16 @@ impl<S: HostedService> Host<S> {
             Ok(t) => Arc::new(t),
             Err(e) => return refused(format!("{}: {e}", self.config_path.display())),
         };
+        let outside_tables = |c: &Config| Config {
+            tables: Default::default(),
+            ..c.clone()
+        };
+        if outside_tables(&cfg) != outside_tables(&self.running) {
+            eprintln!(
+                "dataplane: reload: {} changed outside [tables]; those changes need a restart",
+                self.config_path.display()
+            );
+        }
         self.generation += 1;
         let generation = self.generation;
         let mut sent = 0;
