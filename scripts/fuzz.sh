@@ -10,6 +10,8 @@
 #   rpc_header    32-byte RPC header view        dataplane::wire::rpc::fuzz_check
 #   transport_rx  transport receive path         dataplane::transport::fuzzing::check_rx
 #   appnet_parse  AppNet element parser          specgen::appnet::fuzz_parse
+#   control_request  host control socket + HTTP head   dataplane::host::control::fuzz_check
+#   prometheus_text  Prometheus text format parser     dataplane::stats::prometheus::fuzz_check
 #
 # Toolchain: cargo-fuzz needs nightly-only flags (-Zsanitizer=address, coverage passes).
 # This machine runs stable Rust, which accepts them with RUSTC_BOOTSTRAP=1; the script
@@ -42,7 +44,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 FUZZ="$ROOT/fuzz"
-TARGETS=(wire_l2l4 rpc_header transport_rx appnet_parse)
+TARGETS=(wire_l2l4 rpc_header transport_rx appnet_parse control_request prometheus_text)
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TERM_COLOR=never
 export RUSTC_BOOTSTRAP=1
@@ -59,6 +61,8 @@ limits() {
     rpc_header) echo "1100 1024 10" ;;   # header + payload; only lengths matter past 32
     transport_rx) echo "8192 2048 20" ;; # several framed packets of up to ~1.5 kB
     appnet_parse) echo "8192 1024 10" ;; # the corpus elements are under 1 kB
+    control_request) echo "4096 1024 10" ;; # request lines, JSON replies, HTTP heads
+    prometheus_text) echo "4096 1024 10" ;; # exposition documents
     *) return 1 ;;
     esac
 }

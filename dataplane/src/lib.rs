@@ -7,7 +7,8 @@
 //! - [`engine`]: the per-core busy-poll loop;
 //! - [`app`]: application channels;
 //! - [`stats`]: counters and histograms;
-//! - [`config`]: TOML configuration.
+//! - [`config`]: TOML configuration;
+//! - [`host`]: the host process (`dataplane run/stats/reload`) around a hosted service.
 //!
 //! `unsafe` lives only in `dpdk` (the thin safe layer over `dpdk-sys`) and in the
 //! `port::afpacket` / `port::tap` backends, each block with a `// SAFETY:` line.
@@ -18,7 +19,9 @@ pub mod config;
 pub mod dpdk;
 pub mod engine;
 pub mod forward;
+pub mod host;
 pub mod impair;
 pub mod port;
+pub mod stats;
 pub mod transport;
 pub mod wire;

@@ -23,6 +23,10 @@
 //!
 //! [client]                         # client applications only
 //! server = "10.77.0.2:7000"
+//!
+//! [host]                           # `dataplane run` only; every key optional
+//! control = "/run/flatrpc/dataplane.sock"   # control socket (stats, reload)
+//! prometheus = "127.0.0.1:9464"    # Prometheus text endpoint (loopback only)
 //! ```
 //!
 //! Unknown keys and bad values are errors that name the key (and its line). This
@@ -141,6 +145,16 @@ pub struct ClientConfig {
     pub server: std::net::SocketAddrV4,
 }
 
+/// The host process (`dataplane run`): where it listens for control and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// The control Unix socket (default `/run/flatrpc/dataplane.sock`).
+    pub control: Option<std::path::PathBuf>,
+    /// A loopback TCP address serving Prometheus text exposition (none by default).
+    pub prometheus: Option<std::net::SocketAddr>,
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,6 +170,9 @@ pub struct Config {
     pub tables: BTreeMap<String, toml::Value>,
     /// For client applications: where the server is.
     pub client: Option<ClientConfig>,
+    /// For the host process: control socket and metrics endpoint.
+    #[serde(default)]
+    pub host: HostConfig,
 }
 
 fn de_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<MacAddr, D::Error> {
@@ -305,6 +322,22 @@ impl Config {
                 ));
             }
         }
+        if let Some(a) = self.host.prometheus {
+            if !a.ip().is_loopback() {
+                return Err(bad(
+                    "host.prometheus",
+                    format!("{a} is not a loopback address (the endpoint is unauthenticated)"),
+                ));
+            }
+        }
+        if self
+            .host
+            .control
+            .as_deref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(bad("host.control", "must not be empty".into()));
+        }
         let t = &self.transport;
         let positive = [
             ("transport.rto_us", t.rto_us.map(|v| v as u128)),
@@ -412,6 +445,16 @@ rules = { alice = "allow" }
             ),
             (format!("{GOOD}\n[client]\nserver = \"10.0.0.1\""), "server"),
             ("cores = [1".to_string(), "t.toml"),
+            (
+                format!("{GOOD}\n[host]\nprometheus = \"0.0.0.0:9464\""),
+                "host.prometheus",
+            ),
+            (
+                format!("{GOOD}\n[host]\nprometheus = \"localhost\""),
+                "prometheus",
+            ),
+            (format!("{GOOD}\n[host]\ncontrol = \"\""), "host.control"),
+            (format!("{GOOD}\n[host]\nctl = \"/x\""), "ctl"),
         ];
         for (text, key) in cases {
             let e = err(&text);

@@ -16,6 +16,7 @@ use crate::config::{BackendKind, Config, RxRingKind};
 use crate::port::afpacket::{AfPacket, AfPacketConfig, RxRing};
 use crate::port::tap::{Tap, TapConfig};
 use crate::port::Port;
+use crate::stats::pcap::{Capture, CapturePort};
 use crate::transport::{ClassTable, Endpoint, TransportConfig};
 use crate::wire::MacAddr;
 
@@ -49,6 +50,18 @@ impl<A: App + 'static> Engine<A> {
         cfg: &Config,
         spec: &EngineSpec,
         stop: Arc<AtomicBool>,
+        make_app: impl FnMut(usize) -> A,
+    ) -> Result<Engine<A>> {
+        Self::start_with_capture(cfg, spec, stop, None, make_app)
+    }
+
+    /// As [`Engine::start`]; with `capture`, every core's port is wrapped in a
+    /// [`CapturePort`] copying the frames it receives and sends into that queue.
+    pub fn start_with_capture(
+        cfg: &Config,
+        spec: &EngineSpec,
+        stop: Arc<AtomicBool>,
+        capture: Option<Arc<Capture>>,
         make_app: impl FnMut(usize) -> A,
     ) -> Result<Engine<A>> {
         let transport = cfg.transport.apply(spec.transport.clone());
@@ -87,7 +100,16 @@ impl<A: App + 'static> Engine<A> {
                 };
                 let ports = AfPacket::open(iface, &afp)
                     .with_context(|| format!("opening AF_PACKET on {iface}"))?;
-                Self::spawn(cfg, &spec, stop, ports, available, make_app, || Ok(()))
+                Self::spawn(
+                    cfg,
+                    &spec,
+                    stop,
+                    capture,
+                    ports,
+                    available,
+                    make_app,
+                    || Ok(()),
+                )
             }
             BackendKind::Tap => {
                 if queues != 1 {
@@ -96,9 +118,18 @@ impl<A: App + 'static> Engine<A> {
                 let iface = cfg.port.iface.as_deref().unwrap_or_default();
                 let port = Tap::open(iface, &TapConfig::default())
                     .with_context(|| format!("opening tap {iface}"))?;
-                Self::spawn(cfg, &spec, stop, vec![port], available, make_app, || Ok(()))
+                Self::spawn(
+                    cfg,
+                    &spec,
+                    stop,
+                    capture,
+                    vec![port],
+                    available,
+                    make_app,
+                    || Ok(()),
+                )
             }
-            BackendKind::Dpdk => Self::start_dpdk(cfg, &spec, stop, available, make_app),
+            BackendKind::Dpdk => Self::start_dpdk(cfg, &spec, stop, capture, available, make_app),
         }
     }
 
@@ -107,6 +138,7 @@ impl<A: App + 'static> Engine<A> {
         cfg: &Config,
         spec: &EngineSpec,
         stop: Arc<AtomicBool>,
+        capture: Option<Arc<Capture>>,
         available: Vec<core_affinity::CoreId>,
         make_app: impl FnMut(usize) -> A,
     ) -> Result<Engine<A>> {
@@ -141,10 +173,19 @@ impl<A: App + 'static> Engine<A> {
         let ports = (0..q)
             .map(|i| DpdkPort::new(&dev, i))
             .collect::<Result<Vec<_>, _>>()?;
-        Self::spawn(cfg, spec, stop, ports, available, make_app, move || {
-            eal.register_thread()
-                .context("registering a polling thread with EAL")
-        })
+        Self::spawn(
+            cfg,
+            spec,
+            stop,
+            capture,
+            ports,
+            available,
+            make_app,
+            move || {
+                eal.register_thread()
+                    .context("registering a polling thread with EAL")
+            },
+        )
     }
 
     #[cfg(not(feature = "dpdk"))]
@@ -152,13 +193,40 @@ impl<A: App + 'static> Engine<A> {
         _: &Config,
         _: &EngineSpec,
         _: Arc<AtomicBool>,
+        _: Option<Arc<Capture>>,
         _: Vec<core_affinity::CoreId>,
         _: impl FnMut(usize) -> A,
     ) -> Result<Engine<A>> {
         bail!("`port.backend`: this build has no DPDK support (built without the dpdk feature)")
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn spawn<P, G>(
+        cfg: &Config,
+        spec: &EngineSpec,
+        stop: Arc<AtomicBool>,
+        capture: Option<Arc<Capture>>,
+        ports: Vec<P>,
+        available: Vec<core_affinity::CoreId>,
+        make_app: impl FnMut(usize) -> A,
+        thread_init: impl Fn() -> Result<G> + Send + Sync + Clone + 'static,
+    ) -> Result<Engine<A>>
+    where
+        P: Port + 'static,
+    {
+        match capture {
+            Some(c) => {
+                let ports = ports
+                    .into_iter()
+                    .map(|p| CapturePort::new(p, Arc::clone(&c)))
+                    .collect();
+                Self::spawn_ports(cfg, spec, stop, ports, available, make_app, thread_init)
+            }
+            None => Self::spawn_ports(cfg, spec, stop, ports, available, make_app, thread_init),
+        }
+    }
+
+    fn spawn_ports<P, G>(
         cfg: &Config,
         spec: &EngineSpec,
         stop: Arc<AtomicBool>,
