@@ -81,6 +81,28 @@ pub struct BridgeStats {
     pub call_errors: u64,
 }
 
+impl BridgeStats {
+    /// Adds another core's counters.
+    pub fn add(&mut self, o: &BridgeStats) {
+        self.channels += o.channels;
+        self.attached += o.attached;
+        self.detached += o.detached;
+        self.requests += o.requests;
+        self.responses += o.responses;
+        self.unavailable += o.unavailable;
+        self.chain_dropped += o.chain_dropped;
+        self.chain_replied += o.chain_replied;
+        self.slots_lent += o.slots_lent;
+        self.slots_reclaimed += o.slots_reclaimed;
+        self.bad_descriptors += o.bad_descriptors;
+        self.corrupt_channels += o.corrupt_channels;
+        self.calls += o.calls;
+        self.completions += o.completions;
+        self.calls_forgotten += o.calls_forgotten;
+        self.call_errors += o.call_errors;
+    }
+}
+
 /// Descriptors taken from one channel per pass, so one application cannot starve others.
 const BATCH: usize = 32;
 

@@ -118,6 +118,16 @@ impl Hub {
         let _ = std::fs::remove_file(&cfg.socket);
         let addr = UnixAddr::new(&cfg.socket).map_err(err)?;
         socket::bind(listener.as_raw_fd(), &addr).map_err(err)?;
+        // Anyone may connect; who may attach is decided by the peer's credentials
+        // (SO_PEERCRED), so a refused process learns why instead of getting EACCES.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&cfg.socket, std::fs::Permissions::from_mode(0o666))
+                .map_err(|e| HubError::Socket {
+                    path: cfg.socket.clone(),
+                    source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                })?;
+        }
         socket::listen(&listener, Backlog::new(64).unwrap_or(Backlog::MAXCONN)).map_err(err)?;
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..cfg.cores)
             .map(|_| crossbeam::channel::unbounded())
@@ -275,11 +285,9 @@ impl Control {
     }
 
     fn attach(&mut self, sock: OwnedFd) {
-        let pid = match self.allowed(&sock) {
-            Ok(p) => p,
-            Err(reason) => return self.refuse(&sock, &reason),
-        };
-        // Wait (bounded) for the Hello.
+        // Wait (bounded) for the Hello; it is read before any answer, even a refusal
+        // (closing a socket with unread data would reset the peer's connection instead
+        // of letting it read why).
         let mut pfd = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
         match nix::poll::poll(&mut pfd, PollTimeout::from(HELLO_TIMEOUT_MS)) {
             Ok(n) if n > 0 => {}
@@ -289,6 +297,10 @@ impl Control {
         let n = match socket::recv(sock.as_raw_fd(), &mut buf, socket::MsgFlags::MSG_DONTWAIT) {
             Ok(n) => n,
             Err(_) => return,
+        };
+        let pid = match self.allowed(&sock) {
+            Ok(p) => p,
+            Err(reason) => return self.refuse(&sock, &reason),
         };
         let hello = match buf.get(..n).map(Hello::decode) {
             Some(Ok(h)) => h,

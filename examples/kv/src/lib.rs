@@ -6,6 +6,7 @@
 include!(concat!(env!("OUT_DIR"), "/kv.rs"));
 
 pub mod client;
+pub mod host;
 pub mod replay;
 pub mod server;
 
