@@ -10,6 +10,7 @@
 #   rpc_header    32-byte RPC header view        dataplane::wire::rpc::fuzz_check
 #   transport_rx  transport receive path         dataplane::transport::fuzzing::check_rx
 #   appnet_parse  AppNet element parser          specgen::appnet::fuzz_parse
+#   app_proto     shm attach protocol messages   dataplane::app::proto::fuzz_check
 #
 # Toolchain: cargo-fuzz needs nightly-only flags (-Zsanitizer=address, coverage passes).
 # This machine runs stable Rust, which accepts them with RUSTC_BOOTSTRAP=1; the script
@@ -32,6 +33,7 @@
 #                 session id; bit 2: patch in magic/version; bits 3-7: advance the clock
 #                 by n*50 us), a u16 LE length, then the packet
 #   appnet_parse  the example and corpus .appnet elements
+#   app_proto     a server and a client Hello, a Welcome, a Refused
 # and fuzz/dict/TARGET.dict a libFuzzer dictionary. New inputs go to fuzz/corpus/TARGET/
 # (git-ignored), which later runs resume from.
 #
@@ -42,7 +44,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 FUZZ="$ROOT/fuzz"
-TARGETS=(wire_l2l4 rpc_header transport_rx appnet_parse)
+TARGETS=(wire_l2l4 rpc_header transport_rx appnet_parse app_proto)
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TERM_COLOR=never
 export RUSTC_BOOTSTRAP=1
@@ -59,6 +61,7 @@ limits() {
     rpc_header) echo "1100 1024 10" ;;   # header + payload; only lengths matter past 32
     transport_rx) echo "8192 2048 20" ;; # several framed packets of up to ~1.5 kB
     appnet_parse) echo "8192 1024 10" ;; # the corpus elements are under 1 kB
+    app_proto) echo "600 512 10" ;;      # messages are at most 512 bytes
     *) return 1 ;;
     esac
 }

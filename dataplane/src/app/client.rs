@@ -3,7 +3,7 @@
 //! of outstanding calls. The server loop is in `server.rs`.
 //!
 //! Waiting busy-polls (a short spin, then `yield_now`); it never sleeps on the fast
-//! path. The dataplane's liveness is checked with a zero-timeout `poll` on the attach
+//! path — only a channel idle for about a millisecond naps [`IDLE_NAP`] between polls. The dataplane's liveness is checked with a zero-timeout `poll` on the attach
 //! socket only after many empty polls. When the dataplane goes away every outstanding
 //! call fails with [`CallError::Disconnected`] and [`AppChannel::reattach`] connects to
 //! a restarted one (bounded retries; sleeping between attempts is fine there).
@@ -89,6 +89,10 @@ pub struct Completion {
 
 /// Spins before yielding when there is nothing to do.
 pub(crate) const SPINS: u32 = 256;
+/// Then yields this many times before napping.
+pub(crate) const YIELDS: u32 = 2048;
+/// The nap of an idle channel between polls.
+pub const IDLE_NAP: Duration = Duration::from_micros(50);
 /// Empty polls between two liveness checks of the dataplane (a `poll` syscall).
 pub(crate) const CHECK_EVERY: u32 = 4096;
 
@@ -268,11 +272,16 @@ impl AppChannel {
     /// Counts an empty poll; every [`CHECK_EVERY`] checks liveness. Returns `false` when
     /// the dataplane is gone.
     pub(crate) fn idle_tick(&mut self) -> bool {
-        self.idle += 1;
+        self.idle = self.idle.wrapping_add(1);
         if self.idle < SPINS {
             std::hint::spin_loop();
-        } else {
+        } else if self.idle < SPINS + YIELDS {
             std::thread::yield_now();
+        } else {
+            // Idle for a while (about a millisecond of yields): nap briefly so a waiting
+            // application leaves the CPU to the dataplane's polling cores. Under load
+            // the counter keeps being reset and this is never reached.
+            std::thread::sleep(IDLE_NAP);
         }
         if self.idle.is_multiple_of(CHECK_EVERY) {
             return self.check_alive();

@@ -122,11 +122,12 @@ impl Hub {
         // (SO_PEERCRED), so a refused process learns why instead of getting EACCES.
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&cfg.socket, std::fs::Permissions::from_mode(0o666))
-                .map_err(|e| HubError::Socket {
+            std::fs::set_permissions(&cfg.socket, std::fs::Permissions::from_mode(0o666)).map_err(
+                |e| HubError::Socket {
                     path: cfg.socket.clone(),
                     source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-                })?;
+                },
+            )?;
         }
         socket::listen(&listener, Backlog::new(64).unwrap_or(Backlog::MAXCONN)).map_err(err)?;
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..cfg.cores)

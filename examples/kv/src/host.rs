@@ -233,7 +233,9 @@ pub fn run_attached_client(
                             match kv::GetResponseView::new_checked(&resp[..n]) {
                                 Ok(v) if v.found() => {
                                     st.gets_found += 1;
-                                    if Some(v.value()) != values.get(p.key as usize).map(|v| v.as_slice()) {
+                                    if Some(v.value())
+                                        != values.get(p.key as usize).map(|v| v.as_slice())
+                                    {
                                         st.mismatches += 1;
                                     }
                                 }

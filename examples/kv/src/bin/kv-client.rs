@@ -126,7 +126,10 @@ fn run(args: Args) -> Result<bool> {
     if let Some(socket) = &args.attach {
         return run_attached(&args, socket);
     }
-    let config = args.config.clone().context("--config or --attach is needed")?;
+    let config = args
+        .config
+        .clone()
+        .context("--config or --attach is needed")?;
     let cfg = Config::load(&config)?;
     let server = cfg
         .client

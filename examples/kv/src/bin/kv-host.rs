@@ -20,9 +20,7 @@ use anyhow::{anyhow, Context, Result};
 use clap::Parser;
 use dataplane::anf::InitCtx;
 use dataplane::app::hub::HubSnapshot;
-use dataplane::app::{
-    BridgeStats, Geometry, Hub, HubConfig, ShmClientBridge, ShmServerBridge,
-};
+use dataplane::app::{BridgeStats, Geometry, Hub, HubConfig, ShmClientBridge, ShmServerBridge};
 use dataplane::config::Config;
 use dataplane::engine::{tables_from_config, App, CoreSnapshot, Engine, Peer};
 use dataplane::transport::TransportStats;
@@ -36,7 +34,11 @@ enum HostRole {
 }
 
 #[derive(Parser)]
-#[command(name = "kv-host", version, about = "Host dataplane for attached KV applications")]
+#[command(
+    name = "kv-host",
+    version,
+    about = "Host dataplane for attached KV applications"
+)]
 struct Args {
     #[arg(long)]
     config: PathBuf,
@@ -99,7 +101,11 @@ fn supervise<A: App<Stats = BridgeStats> + 'static>(
             write_stats(p, hub, &engine.snapshots())?;
         }
     }
-    let cores: Vec<_> = engine.stop_and_join()?.into_iter().map(|(_, s)| s).collect();
+    let cores: Vec<_> = engine
+        .stop_and_join()?
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
     if let Some(p) = &args.stats {
         write_stats(p, hub, &cores)?;
     }

@@ -75,9 +75,8 @@ fn run_attached(socket: &std::path::Path, json: bool) -> Result<()> {
             .context("installing a signal handler")?;
     }
     let store = Store::default();
-    let st = kv_example::host::serve_attached(socket, &store, &stop, |e| {
-        eprintln!("kv-server: {e}")
-    })?;
+    let st =
+        kv_example::host::serve_attached(socket, &store, &stop, |e| eprintln!("kv-server: {e}"))?;
     if json {
         println!("{}", serde_json::to_string(&st)?);
     } else {
@@ -93,7 +92,10 @@ fn run(args: Args) -> Result<()> {
     if let Some(socket) = &args.attach {
         return run_attached(socket, args.json);
     }
-    let config = args.config.clone().context("--config or --attach is needed")?;
+    let config = args
+        .config
+        .clone()
+        .context("--config or --attach is needed")?;
     let cfg = Config::load(&config)?;
     let tables: kv::Tables = tables_from_config(&cfg.tables)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
