@@ -143,6 +143,13 @@ impl<T> SlotBook<T> {
         Some(what)
     }
 
+    /// Visits what every lent slot was lent for.
+    pub fn for_each_lent(&mut self, mut f: impl FnMut(&mut T)) {
+        for (_, what) in self.lent.iter_mut().flatten() {
+            f(what);
+        }
+    }
+
     /// Takes back every lent slot (the application is gone).
     pub fn reclaim_all(&mut self) -> Vec<T> {
         let mut out = Vec::new();

@@ -7,6 +7,10 @@
 //! no free slot, or an application that died with the request → an immediate
 //! [`status::UNAVAILABLE`] error, never a wait or an unbounded queue.
 //!
+//! A request an application holds longer than the hang timeout is answered
+//! `UNAVAILABLE` then; its slot stays lent (the application may still write it) until
+//! the late response arrives (dropped) or the application dies.
+//!
 //! [`ShmClientBridge`]: calls from attached client applications become `endpoint.call`s
 //! on one session to the configured server; outcomes are written back to the caller's
 //! slot. A dead application's outstanding calls are forgotten when they complete.
@@ -69,6 +73,10 @@ pub struct BridgeStats {
     /// Slots lent to applications now, and taken back from dead ones.
     pub slots_lent: u64,
     pub slots_reclaimed: u64,
+    /// Server: requests answered `UNAVAILABLE` because the app held them too long, and
+    /// their responses that arrived after that (dropped).
+    pub hung: u64,
+    pub late_responses: u64,
     /// Descriptors refused (unknown slot/tag/kind, bad length), and channels dropped
     /// because their ring indices were impossible.
     pub bad_descriptors: u64,
@@ -90,6 +98,8 @@ impl BridgeStats {
         self.requests += o.requests;
         self.responses += o.responses;
         self.unavailable += o.unavailable;
+        self.hung += o.hung;
+        self.late_responses += o.late_responses;
         self.chain_dropped += o.chain_dropped;
         self.chain_replied += o.chain_replied;
         self.slots_lent += o.slots_lent;
@@ -106,12 +116,26 @@ impl BridgeStats {
 /// Descriptors taken from one channel per pass, so one application cannot starve others.
 const BATCH: usize = 32;
 
+/// A request lent to an application.
+#[derive(Debug, Clone, Copy)]
+struct Lent {
+    req: RequestRef,
+    at: u64,
+    /// Already answered (`UNAVAILABLE`, the app took too long).
+    answered: bool,
+}
+
 struct ServerChan {
     id: u32,
     services: Vec<u16>,
     mem: ChannelMem,
-    book: SlotBook<RequestRef>,
+    book: SlotBook<Lent>,
 }
+
+/// How long an application may hold a request before it is answered `UNAVAILABLE`.
+pub const DEFAULT_HANG_TIMEOUT_NS: u64 = 1_000_000_000;
+/// How often lent requests are checked against the hang timeout.
+const HANG_SCAN_NS: u64 = 1_000_000;
 
 /// The server-side bridge: an [`App`] serving requests through attached applications.
 pub struct ShmServerBridge<H: ChainHook> {
@@ -121,9 +145,34 @@ pub struct ShmServerBridge<H: ChainHook> {
     rr: usize,
     scratch: Vec<u8>,
     stats: BridgeStats,
+    hang_timeout_ns: u64,
+    scanned_at: u64,
 }
 
 impl<H: ChainHook> ShmServerBridge<H> {
+    /// Sets how long an application may hold a request (default 1 s).
+    pub fn with_hang_timeout(mut self, ns: u64) -> Self {
+        self.hang_timeout_ns = ns.max(1);
+        self
+    }
+
+    /// Answers `UNAVAILABLE` what applications have held longer than the hang timeout.
+    fn expire_hung(&mut self, now: u64, ep: &mut Endpoint<Peer>) {
+        let t = Instant::from_nanos(now);
+        let limit = self.hang_timeout_ns;
+        let stats = &mut self.stats;
+        for c in &mut self.chans {
+            c.book.for_each_lent(|l| {
+                if !l.answered && now.saturating_sub(l.at) > limit {
+                    l.answered = true;
+                    stats.hung += 1;
+                    stats.unavailable += 1;
+                    let _ = ep.respond_error(t, l.req, status::UNAVAILABLE);
+                }
+            });
+        }
+    }
+
     /// `events` is this core's receiver from [`super::Hub::start`].
     pub fn new(hook: H, events: Receiver<ChannelEvent>) -> Self {
         ShmServerBridge {
@@ -133,6 +182,8 @@ impl<H: ChainHook> ShmServerBridge<H> {
             rr: 0,
             scratch: vec![0; super::proto::MAX_SLOT_SIZE as usize],
             stats: BridgeStats::default(),
+            hang_timeout_ns: DEFAULT_HANG_TIMEOUT_NS,
+            scanned_at: 0,
         }
     }
 
@@ -181,10 +232,12 @@ impl<H: ChainHook> ShmServerBridge<H> {
     /// are reclaimed (the segment is unmapped when the last reference goes).
     fn drop_chan(&mut self, i: usize, t: Instant, ep: &mut Endpoint<Peer>) {
         let mut c = self.chans.swap_remove(i);
-        for req in c.book.reclaim_all() {
+        for l in c.book.reclaim_all() {
             self.stats.slots_reclaimed += 1;
-            self.stats.unavailable += 1;
-            let _ = ep.respond_error(t, req, status::UNAVAILABLE);
+            if !l.answered {
+                self.stats.unavailable += 1;
+                let _ = ep.respond_error(t, l.req, status::UNAVAILABLE);
+            }
         }
         self.stats.detached += 1;
         self.stats.channels = self.chans.len() as u64;
@@ -228,10 +281,15 @@ impl<H: ChainHook> ShmServerBridge<H> {
             self.stats.bad_descriptors += 1;
             return;
         }
-        let Some(req) = c.book.take_back(d.slot, d.tag) else {
+        let Some(lent) = c.book.take_back(d.slot, d.tag) else {
             self.stats.bad_descriptors += 1;
             return;
         };
+        if lent.answered {
+            self.stats.late_responses += 1;
+            return;
+        }
+        let req = lent.req;
         if d.status != status::OK {
             let code = if d.status < crate::transport::ERROR_CODE_TRANSPORT_BASE {
                 d.status
@@ -294,7 +352,12 @@ impl<H: ChainHook> App for ShmServerBridge<H> {
             if !c.services.contains(&req.service) || !c.book.has_free() {
                 continue;
             }
-            let Some((slot, tag)) = c.book.lend(req) else {
+            let lent = Lent {
+                req,
+                at: now,
+                answered: false,
+            };
+            let Some((slot, tag)) = c.book.lend(lent) else {
                 continue;
             };
             let pushed = c.mem.arena.write(slot, payload).is_ok()
@@ -330,6 +393,10 @@ impl<H: ChainHook> App for ShmServerBridge<H> {
             self.take_events(t, ep);
         }
         self.drain_responses(now, ep);
+        if now.saturating_sub(self.scanned_at) >= HANG_SCAN_NS {
+            self.scanned_at = now;
+            self.expire_hung(now, ep);
+        }
         self.stats.slots_lent = self.lent();
         true
     }
@@ -600,5 +667,251 @@ impl App for ShmClientBridge {
 
     fn stats(&self) -> BridgeStats {
         self.stats.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::hub::Attached;
+    use crate::app::proto::Geometry;
+    use crate::app::shm::Segment;
+    use crate::app::write_header;
+    use crate::transport::{TransportClass, TransportConfig};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    fn attached(id: u32, role: Role) -> (Attached, ChannelMem, Arc<Segment>) {
+        let g = Geometry {
+            ring_cap: 8,
+            slot_size: 128,
+            slot_count: 4,
+        };
+        let l = g.validate().expect("geometry");
+        let p = std::path::PathBuf::from(format!(
+            "/dev/shm/flatrpc-test-{}-bridge-{id}",
+            std::process::id()
+        ));
+        let mut seg = Segment::create(&p, l.total).expect("segment");
+        seg.unlink();
+        write_header(&seg, id, &g).expect("header");
+        let seg = Arc::new(seg);
+        let app = open_channel(Arc::clone(&seg), &g, false).expect("app side");
+        (
+            Attached {
+                id,
+                role,
+                geometry: g,
+                segment: Arc::clone(&seg),
+                pid: 1,
+            },
+            app,
+            seg,
+        )
+    }
+
+    fn endpoint() -> Endpoint<Peer> {
+        Endpoint::new(
+            TransportConfig::default(),
+            ClassTable::with_default(TransportClass::Reliable),
+        )
+        .expect("endpoint")
+    }
+
+    fn req(rpc: u32) -> RequestRef {
+        RequestRef {
+            session: SessionId(1),
+            rpc: RpcId(rpc),
+            service: 7,
+            method: 1,
+            class: TransportClass::Unreliable,
+        }
+    }
+
+    const PEER: Peer = Peer {
+        ip: std::net::Ipv4Addr::LOCALHOST,
+        port: 1,
+    };
+
+    #[test]
+    fn server_bridge_lends_checks_expires_and_reclaims() {
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let mut b = ShmServerBridge::new(NoChain, rx).with_hang_timeout(1_000_000);
+        let mut ep = endpoint();
+        let mut resp = [0u8; 64];
+        // Nobody attached: unavailable at once.
+        assert_eq!(
+            b.on_request(0, req(1), PEER, &mut [1, 2, 3], &mut resp),
+            Answer::Error(status::UNAVAILABLE)
+        );
+        let (a, mut app, seg) = attached(1, Role::Server { services: vec![7] });
+        tx.send(ChannelEvent::Attached(a)).expect("send");
+        b.poll(0, &mut ep);
+        assert_eq!(b.stats().channels, 1);
+        // Another service: unavailable.
+        let mut other = req(2);
+        other.service = 8;
+        assert_eq!(
+            b.on_request(0, other, PEER, &mut [1], &mut resp),
+            Answer::Error(status::UNAVAILABLE)
+        );
+        // Four slots: four requests deferred, the fifth refused.
+        for i in 0..4 {
+            assert_eq!(
+                b.on_request(0, req(10 + i), PEER, &mut [i as u8; 5], &mut resp),
+                Answer::Deferred
+            );
+        }
+        assert_eq!(
+            b.on_request(0, req(20), PEER, &mut [0], &mut resp),
+            Answer::Error(status::UNAVAILABLE)
+        );
+        let mut descs = Vec::new();
+        while let Some(d) = app.consumer.pop().expect("ring") {
+            let mut buf = [0u8; 5];
+            app.arena.read(d.slot, d.len, &mut buf).expect("payload");
+            assert_eq!(buf, [(d.aux - 10) as u8; 5]);
+            descs.push(d);
+        }
+        assert_eq!(descs.len(), 4);
+        // Hostile answers: wrong tag, slot out of range, wrong kind, length too long.
+        let d0 = descs[0];
+        for bad in [
+            Desc {
+                kind: kind::RESPONSE,
+                tag: d0.tag ^ 1,
+                ..d0
+            },
+            Desc {
+                kind: kind::RESPONSE,
+                slot: 1000,
+                ..d0
+            },
+            Desc {
+                kind: kind::CALL,
+                ..d0
+            },
+        ] {
+            app.producer.push(&bad).expect("push");
+        }
+        b.poll(1, &mut ep);
+        assert_eq!(b.stats().bad_descriptors, 3);
+        assert_eq!(b.stats().slots_lent, 4);
+        // A proper answer; a second one with the same tag is refused.
+        let ok = Desc {
+            kind: kind::RESPONSE,
+            len: 3,
+            ..d0
+        };
+        app.producer.push(&ok).expect("push");
+        app.producer.push(&ok).expect("push");
+        let bad_len = Desc {
+            kind: kind::RESPONSE,
+            len: 4096,
+            ..descs[1]
+        };
+        app.producer.push(&bad_len).expect("push");
+        b.poll(2, &mut ep);
+        let s = b.stats();
+        assert_eq!((s.responses, s.bad_descriptors, s.slots_lent), (1, 5, 2));
+        // The remaining two are held past the hang timeout: answered, slots still lent.
+        b.poll(3_000_000, &mut ep);
+        let s = b.stats();
+        assert_eq!((s.hung, s.slots_lent), (2, 2));
+        // A late answer is dropped and frees its slot.
+        app.producer
+            .push(&Desc {
+                kind: kind::RESPONSE,
+                ..descs[2]
+            })
+            .expect("push");
+        b.poll(3_000_001, &mut ep);
+        let s = b.stats();
+        assert_eq!((s.late_responses, s.slots_lent), (1, 1));
+        // The app corrupts its ring index: the channel is dropped, its slot reclaimed.
+        let l = Geometry {
+            ring_cap: 8,
+            slot_size: 128,
+            slot_count: 4,
+        }
+        .validate()
+        .expect("layout");
+        seg.atomic_u32(l.to_dataplane)
+            .expect("head")
+            .store(0x4000_0000, Ordering::Release);
+        b.poll(3_000_002, &mut ep);
+        let s = b.stats();
+        assert_eq!(
+            (
+                s.corrupt_channels,
+                s.channels,
+                s.slots_lent,
+                s.slots_reclaimed
+            ),
+            (1, 0, 0, 1)
+        );
+        // The hub's later Detached for it is harmless.
+        tx.send(ChannelEvent::Detached(1)).expect("send");
+        b.poll(3_000_003, &mut ep);
+        assert_eq!(b.stats().detached, 1);
+    }
+
+    #[test]
+    fn client_bridge_refuses_bad_calls_and_forgets_dead_apps() {
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let mut b = ShmClientBridge::new(rx, PEER, ClassTable::new());
+        let mut ep = endpoint();
+        let (a, mut app, _seg) = attached(5, Role::Client);
+        // A server-role channel sent to a client bridge is ignored.
+        let (s, _sapp, _sseg) = attached(6, Role::Server { services: vec![7] });
+        tx.send(ChannelEvent::Attached(a)).expect("send");
+        tx.send(ChannelEvent::Attached(s)).expect("send");
+        b.poll(0, &mut ep);
+        assert_eq!(b.stats().channels, 1);
+        // No session yet: the call completes UNAVAILABLE; a bad slot is refused.
+        app.arena.write(0, b"hi").expect("write");
+        app.producer
+            .push(&Desc {
+                kind: kind::CALL,
+                slot: 0,
+                len: 2,
+                tag: 77,
+                service: 7,
+                method: 1,
+                ..Desc::default()
+            })
+            .expect("push");
+        app.producer
+            .push(&Desc {
+                kind: kind::CALL,
+                slot: 99,
+                len: 2,
+                tag: 78,
+                ..Desc::default()
+            })
+            .expect("push");
+        b.poll(1, &mut ep);
+        let c = app.consumer.pop().expect("ring").expect("a completion");
+        assert_eq!(
+            (c.kind, c.tag, c.status, c.slot),
+            (kind::COMPLETION, 77, status::UNAVAILABLE, 0)
+        );
+        assert_eq!(app.consumer.pop().expect("ring"), None);
+        let s = b.stats();
+        assert_eq!((s.call_errors, s.bad_descriptors, s.calls), (1, 1, 0));
+        // An outcome for a channel that is gone is forgotten.
+        b.inflight.insert(
+            (9, 9),
+            InFlight {
+                chan: 5,
+                slot: 1,
+                tag: 3,
+            },
+        );
+        tx.send(ChannelEvent::Detached(5)).expect("send");
+        b.poll(2, &mut ep);
+        b.on_response(3, SessionId(9), RpcId(9), Err(RpcError::SessionClosed));
+        let s = b.stats();
+        assert_eq!((s.channels, s.detached, s.calls_forgotten), (0, 1, 1));
     }
 }
