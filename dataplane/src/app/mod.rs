@@ -52,8 +52,9 @@ pub mod status {
     pub const UNKNOWN_METHOD: u16 = crate::transport::error_code::UNKNOWN_METHOD;
 }
 
-/// The rings and arena of one channel, seen from one side.
-pub(crate) struct ChannelMem {
+/// The rings and arena of one channel, seen from one side (the bridges and
+/// [`AppChannel`] are the normal users; public for benchmarks and tests).
+pub struct ChannelMem {
     pub producer: ring::Producer,
     pub consumer: ring::Consumer,
     pub arena: arena::Arena,
@@ -61,7 +62,7 @@ pub(crate) struct ChannelMem {
 
 /// Opens the channel's rings: the dataplane produces into the to-app ring and consumes
 /// the to-dataplane one; the application the reverse.
-pub(crate) fn open_channel(
+pub fn open_channel(
     seg: Arc<shm::Segment>,
     g: &Geometry,
     dataplane_side: bool,
