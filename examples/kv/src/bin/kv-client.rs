@@ -116,14 +116,19 @@ fn report(args: &Args, s: &ClientStats) -> Report {
     }
 }
 
-fn run(args: Args) -> Result<bool> {
+fn check_concurrency(args: &Args) -> Result<()> {
     if args.concurrency == 0 || args.concurrency > 64 {
         bail!(
             "--concurrency must be between 1 and 64, got {}",
             args.concurrency
         );
     }
+    Ok(())
+}
+
+fn run(args: Args) -> Result<bool> {
     if let Some(socket) = &args.attach {
+        check_concurrency(&args)?;
         return run_attached(&args, socket);
     }
     let config = args
@@ -141,6 +146,7 @@ fn run(args: Args) -> Result<bool> {
             )
         })?
         .server;
+    check_concurrency(&args)?;
     if cfg.cores.len() != 1 {
         bail!("kv-client runs on one core: give one entry in `cores`");
     }
