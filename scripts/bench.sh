@@ -3,7 +3,7 @@
 # back, printing both figures and the ratio (the machine is shared: only ratios from one
 # run mean anything).
 #
-#   scripts/bench.sh [--seconds N] [--core C] [--only null|pcap|afpacket|kvlat|kvpcap|rpc] [--count N]
+#   scripts/bench.sh [--seconds N] [--core C] [--only null|pcap|afpacket|kvlat|kvpcap|rpc|shm] [--count N]
 #                    [--rpc-seconds S]
 #
 # 1. macswap over net_null,copy=1            rpcbench dpdk     vs testpmd (target >= 0.9)
@@ -19,6 +19,11 @@
 #    veth pair; latency (1 outstanding), throughput (4 sessions x 16), a value-size
 #    sweep, CPU per RPC of every process of each stack. Writes benches/results/rpc.md,
 #    runs.jsonl and SVG plots (--rpc-seconds S measured per run, default 1.5).
+# shm: KV host mode (kv-host on each side, kv-server/kv-client as attached application
+#    processes over shared memory) vs the in-process engines on the same veth path: GET
+#    round trip p50/p99 (one outstanding) and SET throughput (16 outstanding); targets
+#    <= 1.5 us added to the median, >= 0.7 of in-process throughput. Then the channel
+#    microbenchmark (`cargo bench --bench shm`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -284,6 +289,83 @@ out.append("  (ratio = this row / the kernel UDP echo row; below 1 is faster tha
 print("\n".join(out))
 PY
 )")
+fi
+if [ -z "$only" ] || [ "$only" = shm ]; then
+  # The same KV path twice, afpacket on one veth pair, client side on core $main_core
+  # and server side on core $core: (1) kv-server / kv-client engines (in-process
+  # handlers and calls); (2) kv-host --role server / client on those cores with
+  # kv-server --attach and kv-client --attach as separate processes. The applications
+  # are not pinned: with 2 cores they share the hosts' cores (a real host gives them
+  # their own), so (2) also measures that sharing.
+  cargo build --release -q -p kv-example --bins
+  sb=target/release; sh_ns="sh$$"; sh_pids=()
+  sh_stop() { local p; for p in "${sh_pids[@]}"; do kill -TERM "$p" 2>/dev/null && { wait "$p" 2>/dev/null || true; }; done; sh_pids=(); }
+  sh_cleanup() { sh_stop; scripts/netns.sh down "$sh_ns" >/dev/null 2>&1 || true; }
+  trap 'sh_cleanup; cleanup' EXIT
+  scripts/netns.sh up "$sh_ns" >/dev/null
+  sh_wait() { local _; for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+  printf 'cores = [%s]\n[port]\nbackend = "afpacket"\niface = "%s"\n[net]\nip = "10.77.1.2"\nudp_port = 7000\n[transport]\nunreliable_timeout_us = 200000\n[tables.firewall]\nrules = { alice = "allow" }\n' \
+    "$core" "$sh_ns-vb" >"$work/sh-server.toml"
+  printf 'cores = [%s]\n[port]\nbackend = "afpacket"\niface = "%s"\n[net]\nip = "10.77.1.1"\nudp_port = 7001\n[transport]\nunreliable_timeout_us = 200000\n[client]\nserver = "10.77.1.2:7000"\n' \
+    "$main_core" "$sh_ns-va" >"$work/sh-client.toml"
+  sh_rows=()
+  sh_run() { # label client-args... (the client command, after "--json")
+    local label=$1; shift
+    "$@" --op set --count 200 --concurrency 1 --user alice --value-size 128 >/dev/null 2>>"$work/sh-client.err" </dev/null || true
+    local lat thr
+    lat=$("$@" --op get --count "$kvlat_count" --concurrency 1 --user alice --value-size 128 2>>"$work/sh-client.err" </dev/null | tail -1)
+    thr=$("$@" --op set --count 20000 --concurrency 16 --user alice --value-size 128 2>>"$work/sh-client.err" </dev/null | tail -1)
+    sh_rows+=("$label|$lat|$thr")
+  }
+  # (1) in-process
+  ip netns exec "$sh_ns-b" "$sb/kv-server" --config "$work/sh-server.toml" >/dev/null 2>"$work/sh-s.err" &
+  sh_pids+=($!)
+  if sh_wait "$work/sh-s.err" serving; then
+    sh_run "in-process (kv-server / kv-client engines)" ip netns exec "$sh_ns-a" "$sb/kv-client" --config "$work/sh-client.toml" --timeout 60 --json
+  else sh_rows+=("in-process|{}|{}"); fi
+  sh_stop
+  # (2) host mode
+  ip netns exec "$sh_ns-b" "$sb/kv-host" --role server --config "$work/sh-server.toml" --socket "$work/sh-s.sock" >/dev/null 2>"$work/sh-hs.err" &
+  sh_pids+=($!)
+  ip netns exec "$sh_ns-a" "$sb/kv-host" --role client --config "$work/sh-client.toml" --socket "$work/sh-c.sock" >/dev/null 2>"$work/sh-hc.err" &
+  sh_pids+=($!)
+  if sh_wait "$work/sh-hs.err" listening && sh_wait "$work/sh-hc.err" listening; then
+    "$sb/kv-server" --attach "$work/sh-s.sock" >/dev/null 2>"$work/sh-app.err" &
+    sh_pids+=($!)
+    sh_wait "$work/sh-app.err" attached || true
+    sh_run "host mode (kv-host + attached kv-server / kv-client)" "$sb/kv-client" --attach "$work/sh-c.sock" --timeout 60 --json
+  else sh_rows+=("host mode|{}|{}"); fi
+  sh_cleanup
+  trap cleanup EXIT
+  results+=("$(python3 - "$kvlat_count" "${sh_rows[@]}" <<'PY'
+import json, sys
+count, rows = sys.argv[1], sys.argv[2:]
+def parse(s):
+    try:
+        return json.loads(s)
+    except ValueError:
+        return {}
+parsed = []
+for row in rows:
+    name, lat, thr = (row.split("|", 2) + ["{}", "{}"])[:3]
+    parsed.append((name, parse(lat), parse(thr)))
+out = [f"KV over shared memory vs in-process, same veth path ({count} GETs one outstanding; 20000 SETs, 16 outstanding)",
+       f"  {'mode':<56} {'p50 us':>7} {'p99 us':>7} {'SET/s':>9}"]
+for name, lat, thr in parsed:
+    out.append(f"  {name:<56} {lat.get('p50_us', float('nan')):7.1f} {lat.get('p99_us', float('nan')):7.1f} {thr.get('rps', float('nan')):9.0f}")
+if len(parsed) == 2:
+    (_, l0, t0), (_, l1, t1) = parsed
+    if l0.get("p50_us") and l1.get("p50_us"):
+        added = l1["p50_us"] - l0["p50_us"]
+        out.append(f"  added to the median: {added:.1f} us ({'meets' if added <= 1.5 else 'BELOW'} target <= 1.5 us)")
+    if t0.get("rps") and t1.get("rps"):
+        r = t1["rps"] / t0["rps"]
+        out.append(f"  throughput ratio: {r:.2f} ({'meets' if r >= 0.7 else 'BELOW'} target >= 0.7)")
+out.append("  (load average at the end: " + open("/proc/loadavg").read().split()[0] + ")")
+print("\n".join(out))
+PY
+)")
+  results+=("$(cargo bench -q -p flatrpc --no-default-features --bench shm 2>/dev/null | sed 's/^/  /' | sed '1i shm channel microbenchmark (dataplane thread <-> attached app thread, 64-byte echo)')")
 fi
 if [ -z "$only" ] || [ "$only" = kvpcap ]; then
   # The KV server pipeline (firewall + session tracker + transport + store, answering

@@ -12,6 +12,7 @@
 #   appnet_parse  AppNet element parser          specgen::appnet::fuzz_parse
 #   control_request  host control socket + HTTP head   dataplane::host::control::fuzz_check
 #   prometheus_text  Prometheus text format parser     dataplane::stats::prometheus::fuzz_check
+#   app_proto     shm attach protocol messages   dataplane::app::proto::fuzz_check
 #
 # Toolchain: cargo-fuzz needs nightly-only flags (-Zsanitizer=address, coverage passes).
 # This machine runs stable Rust, which accepts them with RUSTC_BOOTSTRAP=1; the script
@@ -34,6 +35,7 @@
 #                 session id; bit 2: patch in magic/version; bits 3-7: advance the clock
 #                 by n*50 us), a u16 LE length, then the packet
 #   appnet_parse  the example and corpus .appnet elements
+#   app_proto     a server and a client Hello, a Welcome, a Refused
 # and fuzz/dict/TARGET.dict a libFuzzer dictionary. New inputs go to fuzz/corpus/TARGET/
 # (git-ignored), which later runs resume from.
 #
@@ -44,7 +46,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 FUZZ="$ROOT/fuzz"
-TARGETS=(wire_l2l4 rpc_header transport_rx appnet_parse control_request prometheus_text)
+TARGETS=(wire_l2l4 rpc_header transport_rx appnet_parse control_request prometheus_text app_proto)
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TERM_COLOR=never
 export RUSTC_BOOTSTRAP=1
@@ -63,6 +65,7 @@ limits() {
     appnet_parse) echo "8192 1024 10" ;; # the corpus elements are under 1 kB
     control_request) echo "4096 1024 10" ;; # request lines, JSON replies, HTTP heads
     prometheus_text) echo "4096 1024 10" ;; # exposition documents
+    app_proto) echo "600 512 10" ;;      # messages are at most 512 bytes
     *) return 1 ;;
     esac
 }

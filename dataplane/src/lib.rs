@@ -14,6 +14,7 @@
 //! `port::afpacket` / `port::tap` backends, each block with a `// SAFETY:` line.
 
 pub mod anf;
+pub mod app;
 pub mod config;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;

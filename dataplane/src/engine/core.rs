@@ -27,6 +27,10 @@ pub enum Answer {
     Error(u16),
     /// Send nothing (an ANF dropped the request); the caller times out.
     Silent,
+    /// Send nothing now: the application answers later through the endpoint
+    /// (`respond` / `respond_error`, e.g. from [`App::poll`]), as the shared-memory
+    /// bridge does once an attached application has served the request.
+    Deferred,
 }
 
 /// Session life-cycle events, for applications that open sessions.
@@ -232,7 +236,7 @@ impl<P: Port, A: App> Core<P, A> {
                         Answer::Error(code) => {
                             let _ = endpoint.respond_error(t, req, code);
                         }
-                        Answer::Silent => {}
+                        Answer::Silent | Answer::Deferred => {}
                     }
                 }
                 Event::Response {

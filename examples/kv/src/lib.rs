@@ -5,6 +5,7 @@
 
 include!(concat!(env!("OUT_DIR"), "/kv.rs"));
 
+pub mod attach;
 pub mod client;
 pub mod host;
 pub mod replay;

@@ -37,8 +37,9 @@ pub struct ServerStats {
     pub set_out_of_order: u64,
 }
 
-struct Handler<'a> {
-    store: &'a Store,
+/// The KV handlers over a store (in-process, and in attached applications).
+pub struct Handler<'a> {
+    pub store: &'a Store,
 }
 
 impl kv::KvService for Handler<'_> {

@@ -6,6 +6,12 @@
 //! Opens one session to `[client] server` from the config, keeps C RPCs outstanding
 //! until N have an outcome, and prints throughput, latency percentiles and outcomes;
 //! `--json` ends with one JSON line.
+//!
+//!   kv-client --attach SOCKET --op ... (same options, no --config)
+//!
+//! With `--attach`, kv-client is an application process of a host dataplane (e.g.
+//! `kv-host --role client`) and issues the same RPCs over the shared-memory channel,
+//! reattaching if the dataplane restarts.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,8 +33,11 @@ use kv_example::client::{ClientSpec, ClientStats, KvClient, Op};
 )]
 struct Args {
     /// Dataplane configuration (TOML) with a [client] section naming the server.
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, required_unless_present = "attach")]
+    config: Option<PathBuf>,
+    /// Call through the host dataplane listening on this Unix socket instead.
+    #[arg(long, conflicts_with = "config")]
+    attach: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "get")]
     op: Op,
     /// RPCs to issue.
@@ -107,24 +116,37 @@ fn report(args: &Args, s: &ClientStats) -> Report {
     }
 }
 
-fn run(args: Args) -> Result<bool> {
-    let cfg = Config::load(&args.config)?;
-    let server = cfg
-        .client
-        .as_ref()
-        .ok_or_else(|| {
-            anyhow!(
-                "{}: needs a [client] section with `server = \"IP:PORT\"`",
-                args.config.display()
-            )
-        })?
-        .server;
+fn check_concurrency(args: &Args) -> Result<()> {
     if args.concurrency == 0 || args.concurrency > 64 {
         bail!(
             "--concurrency must be between 1 and 64, got {}",
             args.concurrency
         );
     }
+    Ok(())
+}
+
+fn run(args: Args) -> Result<bool> {
+    if let Some(socket) = &args.attach {
+        check_concurrency(&args)?;
+        return run_attached(&args, socket);
+    }
+    let config = args
+        .config
+        .clone()
+        .context("--config or --attach is needed")?;
+    let cfg = Config::load(&config)?;
+    let server = cfg
+        .client
+        .as_ref()
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: needs a [client] section with `server = \"IP:PORT\"`",
+                config.display()
+            )
+        })?
+        .server;
+    check_concurrency(&args)?;
     if cfg.cores.len() != 1 {
         bail!("kv-client runs on one core: give one entry in `cores`");
     }
@@ -183,6 +205,51 @@ fn run(args: Args) -> Result<bool> {
             r.completed + r.errors,
             r.count
         );
+    }
+    Ok(true)
+}
+
+fn run_attached(args: &Args, socket: &std::path::Path) -> Result<bool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing a signal handler")?;
+    }
+    let spec = ClientSpec {
+        // Unused over a channel: the host dataplane's config names the server.
+        server: std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0),
+        op: args.op,
+        count: args.count,
+        user: args.user.clone(),
+        value_size: args.value_size,
+        keys: args.keys,
+        concurrency: args.concurrency,
+    };
+    let (s, reattaches) = kv_example::attach::run_attached_client(
+        socket,
+        &spec,
+        Duration::from_secs_f64(args.timeout.max(0.0)),
+        &stop,
+        |e| eprintln!("kv-client: {e}"),
+    )?;
+    let r = report(args, &s);
+    if args.json {
+        let mut v = serde_json::to_value(&r)?;
+        if let Some(m) = v.as_object_mut() {
+            m.insert("reattaches".into(), reattaches.into());
+        }
+        println!("{v}");
+    } else {
+        println!(
+            "kv-client (attached): {} completed, {} errors ({} denied, {} timeouts, {} other remote, {} other), {} reattaches",
+            r.completed, r.errors, r.denied, r.timeouts, r.remote_errors, r.other_errors, reattaches
+        );
+        if r.completed > 0 {
+            println!(
+                "  {:.0} RPC/s over {:.3} s; latency us p50 {:.1} p90 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}",
+                r.rps, r.seconds, r.p50_us, r.p90_us, r.p99_us, r.p999_us, r.max_us
+            );
+        }
     }
     Ok(true)
 }

@@ -1,6 +1,11 @@
 //! kv-server: the seed's KV service on the flatrpc dataplane.
 //!
 //!   kv-server --config server.toml [--stats-period 1] [--json]
+//!   kv-server --attach SOCKET [--json]
+//!
+//! With `--attach`, kv-server is an application process of a host dataplane (e.g.
+//! `kv-host --role server`): it serves the store over the shared-memory channel and the
+//! dataplane runs the ANF chain; it reattaches when the dataplane restarts.
 //!
 //! Runs one polling core per `cores` entry until SIGINT/SIGTERM, then prints final
 //! counters (port, wire drops by reason, transport, firewall/session ANFs, store).
@@ -27,8 +32,11 @@ use kv_example::server::{KvServer, ServerStats, Store};
 )]
 struct Args {
     /// Dataplane configuration (TOML).
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, required_unless_present = "attach")]
+    config: Option<PathBuf>,
+    /// Serve through the host dataplane listening on this Unix socket instead.
+    #[arg(long, conflicts_with = "config")]
+    attach: Option<PathBuf>,
     /// Seconds between counter lines; 0 for none.
     #[arg(long, default_value_t = 0.0)]
     stats_period: f64,
@@ -60,10 +68,37 @@ fn sum(cores: &[CoreSnapshot<ServerStats>]) -> ServerStats {
     t
 }
 
+fn run_attached(socket: &std::path::Path, json: bool) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing a signal handler")?;
+    }
+    let store = Store::default();
+    let st =
+        kv_example::attach::serve_attached(socket, &store, &stop, |e| eprintln!("kv-server: {e}"))?;
+    if json {
+        println!("{}", serde_json::to_string(&st)?);
+    } else {
+        println!(
+            "kv-server (attached) final counters: gets {} sets {} app errors {} reattaches {}",
+            st.gets, st.sets, st.app_errors, st.reattaches
+        );
+    }
+    Ok(())
+}
+
 fn run(args: Args) -> Result<()> {
-    let cfg = Config::load(&args.config)?;
+    if let Some(socket) = &args.attach {
+        return run_attached(socket, args.json);
+    }
+    let config = args
+        .config
+        .clone()
+        .context("--config or --attach is needed")?;
+    let cfg = Config::load(&config)?;
     let tables: kv::Tables = tables_from_config(&cfg.tables)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))

@@ -1,0 +1,546 @@
+//! The dataplane's side of attaching: a control thread that listens on a Unix
+//! SOCK_SEQPACKET socket, checks each peer's credentials (SO_PEERCRED), answers its Hello
+//! with a fresh segment (sent as a descriptor, then unlinked from /dev/shm) or a
+//! refusal, and watches every attached application's socket for hangup with one `poll`.
+//!
+//! New and dead channels reach the polling cores over crossbeam channels (one per core,
+//! channels assigned round-robin); the cores only `try_recv`. This thread must never be
+//! on the packet path and never blocks longer than its poll timeout, except for at most
+//! [`HELLO_TIMEOUT_MS`] waiting for a connected peer's Hello.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam::channel::{Receiver, Sender};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{self, sockopt, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+
+use super::proto::{Geometry, Hello, Reply, Role};
+use super::shm::{self, Segment};
+
+/// How long a connected peer has to send its Hello.
+pub const HELLO_TIMEOUT_MS: u16 = 1000;
+/// The control thread's poll period (how fast a stop or a hangup is noticed).
+pub const POLL_MS: u16 = 20;
+
+/// What the hub accepts.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// The Unix socket path (replaced if a stale one exists).
+    pub socket: PathBuf,
+    /// Largest geometry granted.
+    pub max_geometry: Geometry,
+    /// Besides the dataplane's own uid and root, these uids / gids may attach.
+    pub allow_uids: Vec<u32>,
+    pub allow_gids: Vec<u32>,
+    /// Services that server applications may serve (empty: no servers accepted).
+    pub server_services: Vec<u16>,
+    /// Whether client applications are accepted.
+    pub clients: bool,
+    /// Polling cores to spread channels over.
+    pub cores: usize,
+}
+
+/// A channel that was attached or that went away, for the core that owns it.
+pub enum ChannelEvent {
+    Attached(Attached),
+    Detached(u32),
+}
+
+/// A new channel: its memory and what the application said it is.
+pub struct Attached {
+    pub id: u32,
+    pub role: Role,
+    pub geometry: Geometry,
+    pub segment: Arc<Segment>,
+    pub pid: i32,
+}
+
+/// The hub's counters.
+#[derive(Debug, Default)]
+pub struct HubStats {
+    pub attached: AtomicU64,
+    pub refused: AtomicU64,
+    pub detached: AtomicU64,
+    pub live: AtomicU64,
+}
+
+/// A plain copy of [`HubStats`].
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct HubSnapshot {
+    pub attached: u64,
+    pub refused: u64,
+    pub detached: u64,
+    pub live: u64,
+}
+
+/// Why the hub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("socket {path}: {source}")]
+    Socket { path: PathBuf, source: nix::Error },
+    #[error("spawning the control thread: {0}")]
+    Thread(std::io::Error),
+    #[error("`cores` must be at least 1")]
+    NoCore,
+}
+
+/// The running hub; dropping it stops the thread, closes every application's socket
+/// (they see the dataplane go) and removes the socket path.
+pub struct Hub {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<HubStats>,
+    path: PathBuf,
+}
+
+impl Hub {
+    /// Binds the socket and starts the control thread; returns one event receiver per core.
+    pub fn start(cfg: HubConfig) -> Result<(Hub, Vec<Receiver<ChannelEvent>>), HubError> {
+        if cfg.cores == 0 {
+            return Err(HubError::NoCore);
+        }
+        let err = |source| HubError::Socket {
+            path: cfg.socket.clone(),
+            source,
+        };
+        let listener = socket::socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            None,
+        )
+        .map_err(err)?;
+        let _ = std::fs::remove_file(&cfg.socket);
+        let addr = UnixAddr::new(&cfg.socket).map_err(err)?;
+        socket::bind(listener.as_raw_fd(), &addr).map_err(err)?;
+        // Anyone may connect; who may attach is decided by the peer's credentials
+        // (SO_PEERCRED), so a refused process learns why instead of getting EACCES.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&cfg.socket, std::fs::Permissions::from_mode(0o666)).map_err(
+                |e| HubError::Socket {
+                    path: cfg.socket.clone(),
+                    source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                },
+            )?;
+        }
+        socket::listen(&listener, Backlog::new(64).unwrap_or(Backlog::MAXCONN)).map_err(err)?;
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..cfg.cores)
+            .map(|_| crossbeam::channel::unbounded())
+            .unzip();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(HubStats::default());
+        let path = cfg.socket.clone();
+        let mut ctl = Control {
+            cfg,
+            listener,
+            txs,
+            apps: HashMap::new(),
+            next_id: 1,
+            next_core: 0,
+            stats: Arc::clone(&stats),
+            me: nix::unistd::getuid().as_raw(),
+            pid: std::process::id(),
+        };
+        let st = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("shm-hub".into())
+            .spawn(move || ctl.run(&st))
+            .map_err(HubError::Thread)?;
+        Ok((
+            Hub {
+                stop,
+                thread: Some(thread),
+                stats,
+                path,
+            },
+            rxs,
+        ))
+    }
+
+    pub fn stats(&self) -> HubSnapshot {
+        HubSnapshot {
+            attached: self.stats.attached.load(Ordering::Relaxed),
+            refused: self.stats.refused.load(Ordering::Relaxed),
+            detached: self.stats.detached.load(Ordering::Relaxed),
+            live: self.stats.live.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn socket_path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+struct App {
+    sock: OwnedFd,
+    core: usize,
+}
+
+struct Control {
+    cfg: HubConfig,
+    listener: OwnedFd,
+    txs: Vec<Sender<ChannelEvent>>,
+    apps: HashMap<u32, App>,
+    next_id: u32,
+    next_core: usize,
+    stats: Arc<HubStats>,
+    me: u32,
+    pid: u32,
+}
+
+impl Control {
+    fn run(&mut self, stop: &AtomicBool) {
+        let mut ids: Vec<u32> = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            ids.clear();
+            ids.extend(self.apps.keys().copied());
+            let mut fds = Vec::with_capacity(ids.len() + 1);
+            fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
+            for id in &ids {
+                if let Some(a) = self.apps.get(id) {
+                    fds.push(PollFd::new(a.sock.as_fd(), PollFlags::POLLIN));
+                }
+            }
+            if nix::poll::poll(&mut fds, PollTimeout::from(POLL_MS)).is_err() {
+                continue;
+            }
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            drop(fds);
+            // Any event on an attached application's socket (it sends nothing after its
+            // Hello) means it closed it: exited, crashed, or detached.
+            for (i, id) in ids.iter().enumerate() {
+                if ready.get(i + 1).copied().unwrap_or(false) {
+                    self.detach(*id);
+                }
+            }
+            if ready.first().copied().unwrap_or(false) {
+                // Accept everything pending (the listener is non-blocking).
+                while let Ok(sock) = shm::accept(&self.listener) {
+                    self.attach(sock);
+                }
+            }
+        }
+        // Stopping: every application sees its socket close.
+        for (id, a) in self.apps.drain() {
+            let _ = self
+                .txs
+                .get(a.core)
+                .map(|t| t.send(ChannelEvent::Detached(id)));
+        }
+    }
+
+    fn detach(&mut self, id: u32) {
+        if let Some(a) = self.apps.remove(&id) {
+            if let Some(t) = self.txs.get(a.core) {
+                let _ = t.send(ChannelEvent::Detached(id));
+            }
+            self.stats.detached.fetch_add(1, Ordering::Relaxed);
+            self.stats.live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn refuse(&self, sock: &OwnedFd, reason: &str) {
+        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        let msg = Reply::Refused {
+            reason: reason.to_string(),
+        }
+        .encode();
+        let _ = socket::send(sock.as_raw_fd(), &msg, socket::MsgFlags::MSG_NOSIGNAL);
+    }
+
+    fn allowed(&self, sock: &OwnedFd) -> Result<i32, String> {
+        let cred = socket::getsockopt(sock, sockopt::PeerCredentials)
+            .map_err(|e| format!("cannot read peer credentials: {e}"))?;
+        let (uid, gid) = (cred.uid(), cred.gid());
+        if uid == self.me
+            || uid == 0
+            || self.cfg.allow_uids.contains(&uid)
+            || self.cfg.allow_gids.contains(&gid)
+        {
+            Ok(cred.pid())
+        } else {
+            Err(format!(
+                "uid {uid} gid {gid} may not attach to this dataplane (uid {})",
+                self.me
+            ))
+        }
+    }
+
+    fn attach(&mut self, sock: OwnedFd) {
+        // Wait (bounded) for the Hello; it is read before any answer, even a refusal
+        // (closing a socket with unread data would reset the peer's connection instead
+        // of letting it read why).
+        let mut pfd = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+        match nix::poll::poll(&mut pfd, PollTimeout::from(HELLO_TIMEOUT_MS)) {
+            Ok(n) if n > 0 => {}
+            _ => return self.refuse(&sock, "no Hello in time"),
+        }
+        let mut buf = [0u8; super::proto::MAX_MESSAGE + 1];
+        let n = match socket::recv(sock.as_raw_fd(), &mut buf, socket::MsgFlags::MSG_DONTWAIT) {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        let pid = match self.allowed(&sock) {
+            Ok(p) => p,
+            Err(reason) => return self.refuse(&sock, &reason),
+        };
+        let hello = match buf.get(..n).map(Hello::decode) {
+            Some(Ok(h)) => h,
+            Some(Err(e)) => return self.refuse(&sock, &format!("malformed Hello: {e}")),
+            None => return,
+        };
+        match &hello.role {
+            Role::Server { services } => {
+                if let Some(s) = services
+                    .iter()
+                    .find(|s| !self.cfg.server_services.contains(s))
+                {
+                    return self
+                        .refuse(&sock, &format!("this dataplane does not serve service {s}"));
+                }
+            }
+            Role::Client => {
+                if !self.cfg.clients {
+                    return self.refuse(&sock, "this dataplane has no client bridge");
+                }
+            }
+        }
+        let geometry = hello.geometry.clamp_to(&self.cfg.max_geometry);
+        let layout = match geometry.validate() {
+            Ok(l) => l,
+            Err(e) => return self.refuse(&sock, &format!("{e}")),
+        };
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let path = PathBuf::from(format!("/dev/shm/flatrpc-{}-{id}", self.pid));
+        let mut seg = match Segment::create(&path, layout.total) {
+            Ok(s) => s,
+            Err(e) => return self.refuse(&sock, &format!("cannot create the segment: {e}")),
+        };
+        if super::write_header(&seg, id, &geometry).is_none() {
+            return self.refuse(&sock, "segment header");
+        }
+        let welcome = Reply::Welcome {
+            channel: id,
+            geometry,
+        }
+        .encode();
+        let sent = shm::send_with_fd(&sock, &welcome, seg.file().as_raw_fd());
+        // The descriptor is in flight (or the send failed): the name is no longer needed.
+        seg.unlink();
+        if sent.is_err() {
+            return;
+        }
+        let core = self.next_core % self.txs.len().max(1);
+        self.next_core = self.next_core.wrapping_add(1);
+        let ev = ChannelEvent::Attached(Attached {
+            id,
+            role: hello.role,
+            geometry,
+            segment: Arc::new(seg),
+            pid,
+        });
+        if self
+            .txs
+            .get(core)
+            .map(|t| t.send(ev))
+            .is_some_and(|r| r.is_ok())
+        {
+            self.apps.insert(id, App { sock, core });
+            self.stats.attached.fetch_add(1, Ordering::Relaxed);
+            self.stats.live.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::client::{AppChannel, AttachError, CallError};
+    use crate::app::ring::{kind, Desc};
+    use crate::app::{open_channel, status};
+    use std::time::{Duration, Instant};
+
+    fn hub(tag: &str) -> (Hub, Vec<Receiver<ChannelEvent>>) {
+        let socket =
+            std::env::temp_dir().join(format!("flatrpc-hubtest-{}-{tag}.sock", std::process::id()));
+        Hub::start(HubConfig {
+            socket,
+            max_geometry: Geometry::default(),
+            allow_uids: vec![],
+            allow_gids: vec![],
+            server_services: vec![7],
+            clients: true,
+            cores: 1,
+        })
+        .expect("hub")
+    }
+
+    fn next(rx: &Receiver<ChannelEvent>) -> ChannelEvent {
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("an event in time")
+    }
+
+    fn shm_files(pid: u32) -> usize {
+        std::fs::read_dir("/dev/shm")
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(&format!("flatrpc-{pid}-"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// A server application and a hand-driven dataplane side over a real hub: requests
+    /// are served, a hostile descriptor is skipped, hangup is seen, no file is left.
+    #[test]
+    fn attach_serve_detach() {
+        let (hub, rxs) = hub("serve");
+        let path = hub.socket_path().to_path_buf();
+        let rx = &rxs[0];
+        // Wrong service: refused with a reason.
+        match AppChannel::attach(&path, Role::Server { services: vec![8] }) {
+            Err(AttachError::Refused(r)) => assert!(r.contains("service 8"), "{r}"),
+            other => panic!("want a refusal, got {other:?}"),
+        }
+        let app = std::thread::spawn({
+            let path = path.clone();
+            move || {
+                let mut ch =
+                    AppChannel::attach(&path, Role::Server { services: vec![7] }).expect("attach");
+                let r = ch.serve(|method, req, resp| {
+                    if method != 1 {
+                        return Err(crate::anf::AppError::new(1, "unknown method"));
+                    }
+                    let n = req.len();
+                    resp[..n].copy_from_slice(req);
+                    resp[..n].reverse();
+                    Ok(n)
+                });
+                (r, ch.bad_descriptors)
+            }
+        });
+        let ChannelEvent::Attached(a) = next(rx) else {
+            panic!("want Attached");
+        };
+        assert_eq!(
+            shm_files(std::process::id()),
+            0,
+            "the name is unlinked once sent"
+        );
+        let mut mem = open_channel(Arc::clone(&a.segment), &a.geometry, true).expect("rings");
+        // A descriptor with a slot out of range: skipped by the app.
+        mem.producer
+            .push(&Desc {
+                kind: kind::REQUEST,
+                slot: 9999,
+                len: 1,
+                ..Desc::default()
+            })
+            .expect("push");
+        for i in 0..100u32 {
+            let slot = i % a.geometry.slot_count;
+            let payload = [i as u8, 1, 2, 3];
+            mem.arena.write(slot, &payload).expect("write");
+            mem.producer
+                .push(&Desc {
+                    kind: kind::REQUEST,
+                    slot,
+                    len: 4,
+                    tag: u64::from(i),
+                    method: 1,
+                    ..Desc::default()
+                })
+                .expect("push");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let d = loop {
+                if let Some(d) = mem.consumer.pop().expect("ring") {
+                    break d;
+                }
+                assert!(Instant::now() < deadline, "no response");
+                std::thread::yield_now();
+            };
+            assert_eq!(
+                (d.kind, d.slot, d.tag, d.status, d.len),
+                (kind::RESPONSE, slot, u64::from(i), status::OK, 4)
+            );
+            let mut out = [0u8; 4];
+            mem.arena.read(slot, 4, &mut out).expect("read");
+            assert_eq!(out, [3, 2, 1, i as u8]);
+        }
+        assert_eq!(hub.stats().live, 1);
+        // The dataplane goes: the app's serve loop ends with Disconnected.
+        drop(hub);
+        let (r, bad) = app.join().expect("app thread");
+        assert_eq!(r, Err(CallError::Disconnected));
+        assert_eq!(bad, 1);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn client_hangup_is_reported() {
+        let (hub, rxs) = hub("hangup");
+        let ch = AppChannel::attach(hub.socket_path(), Role::Client).expect("attach");
+        let ChannelEvent::Attached(a) = next(&rxs[0]) else {
+            panic!("want Attached");
+        };
+        drop(ch);
+        match next(&rxs[0]) {
+            ChannelEvent::Detached(id) => assert_eq!(id, a.id),
+            ChannelEvent::Attached(_) => panic!("want Detached"),
+        }
+        let s = hub.stats();
+        assert_eq!((s.attached, s.detached, s.live), (1, 1, 0));
+    }
+
+    #[test]
+    fn garbage_hello_is_refused() {
+        let (hub, _rxs) = hub("garbage");
+        let sock = socket::socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .expect("socket");
+        let addr = UnixAddr::new(hub.socket_path()).expect("addr");
+        socket::connect(sock.as_raw_fd(), &addr).expect("connect");
+        socket::send(
+            sock.as_raw_fd(),
+            b"FRSH\x01\x00\x01\xff",
+            socket::MsgFlags::empty(),
+        )
+        .expect("send");
+        let mut buf = [0u8; 600];
+        let (n, _, fd) = shm::recv_with_fd(&sock, &mut buf).expect("recv");
+        assert!(fd.is_none());
+        match Reply::decode(&buf[..n]) {
+            Ok(Reply::Refused { reason }) => assert!(reason.contains("malformed"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(hub.stats().refused, 1);
+    }
+}
