@@ -22,6 +22,9 @@ use nix::sys::socket::{self, sockopt, AddressFamily, Backlog, SockFlag, SockType
 use super::proto::{Geometry, Hello, Reply, Role};
 use super::shm::{self, Segment};
 
+/// Names /dev/shm segments uniquely within this process.
+static SEGMENT_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// How long a connected peer has to send its Hello.
 pub const HELLO_TIMEOUT_MS: u16 = 1000;
 /// The control thread's poll period (how fast a stop or a hangup is noticed).
@@ -331,7 +334,10 @@ impl Control {
         };
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
-        let path = PathBuf::from(format!("/dev/shm/flatrpc-{}-{id}", self.pid));
+        // The file name takes a process-wide sequence number, not the channel id: several
+        // hubs in one process (tests, or a host serving two sockets) must not collide.
+        let seq = SEGMENT_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = PathBuf::from(format!("/dev/shm/flatrpc-{}-{seq}", self.pid));
         let mut seg = match Segment::create(&path, layout.total) {
             Ok(s) => s,
             Err(e) => return self.refuse(&sock, &format!("cannot create the segment: {e}")),
