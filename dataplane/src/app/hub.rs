@@ -406,6 +406,14 @@ mod tests {
             .expect("an event in time")
     }
 
+    /// Tests that create segments run one at a time: `shm_files` counts this process's
+    /// segment files, which another test's attach would briefly add to.
+    static SEGMENTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+        SEGMENTS.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn shm_files(pid: u32) -> usize {
         std::fs::read_dir("/dev/shm")
             .map(|d| {
@@ -424,6 +432,7 @@ mod tests {
     /// are served, a hostile descriptor is skipped, hangup is seen, no file is left.
     #[test]
     fn attach_serve_detach() {
+        let _one = one_at_a_time();
         let (hub, rxs) = hub("serve");
         let path = hub.socket_path().to_path_buf();
         let rx = &rxs[0];
@@ -508,6 +517,7 @@ mod tests {
 
     #[test]
     fn client_hangup_is_reported() {
+        let _one = one_at_a_time();
         let (hub, rxs) = hub("hangup");
         let ch = AppChannel::attach(hub.socket_path(), Role::Client).expect("attach");
         let ChannelEvent::Attached(a) = next(&rxs[0]) else {
