@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use dataplane::stats::process_cpu_seconds;
 use hdrhistogram::Histogram;
 use tonic::{Request, Response, Status};
 
@@ -166,22 +167,6 @@ struct ClientArgs {
     /// Print one JSON line with the results.
     #[arg(long)]
     json: bool,
-}
-
-/// CPU seconds (user + system) this process has used so far.
-fn process_cpu_seconds() -> f64 {
-    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the properly sized, aligned rusage it is pointed at;
-    // RUSAGE_SELF is always a valid target.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
-    if rc != 0 {
-        return 0.0;
-    }
-    // SAFETY: getrusage returned 0, so the struct is initialised (it was zeroed, and
-    // every bit pattern is valid for its plain integer fields).
-    let ru = unsafe { ru.assume_init() };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 fn check_seconds(s: f64, what: &str) -> Result<f64> {

@@ -19,6 +19,7 @@ use clap::Args;
 use dataplane::anf::InitCtx;
 use dataplane::config::Config;
 use dataplane::engine::{anf_error_code, tables_from_config, App, Engine, Peer, SessionEvent};
+use dataplane::stats::process_cpu_seconds;
 use dataplane::transport::{CallError, Endpoint, Instant, RpcError, RpcId, SessionId};
 use hdrhistogram::Histogram;
 use kv_example::client::{value_of, Op};
@@ -33,22 +34,6 @@ pub const CDF_QUANTILES: [f64; 24] = [
     0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.97,
     0.98, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0,
 ];
-
-/// CPU seconds (user + system) this process has used so far.
-pub fn process_cpu_seconds() -> f64 {
-    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a complete `rusage` into the pointer it is given, which
-    // points to a properly sized and aligned MaybeUninit; RUSAGE_SELF is always valid.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
-    if rc != 0 {
-        return 0.0;
-    }
-    // SAFETY: getrusage returned 0, so it initialised the struct (and zeroed() already
-    // made every byte a valid value for this plain-integer struct).
-    let ru = unsafe { ru.assume_init() };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
 
 fn install_stop() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
