@@ -73,7 +73,7 @@ pub struct HubStats {
 }
 
 /// A plain copy of [`HubStats`].
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HubSnapshot {
     pub attached: u64,
     pub refused: u64,

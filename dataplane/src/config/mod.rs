@@ -153,6 +153,35 @@ pub struct HostConfig {
     pub control: Option<std::path::PathBuf>,
     /// A loopback TCP address serving Prometheus text exposition (none by default).
     pub prometheus: Option<std::net::SocketAddr>,
+    /// Applications attached over shared memory instead of in-process handlers.
+    pub apps: Option<AppsConfig>,
+}
+
+/// `[host.apps]`: application processes attach to the dataplane over shared memory
+/// through `socket`. With `role = "server"` the service's requests run the ANF chain on
+/// the dataplane's cores and are served by attached server applications; with
+/// `role = "client"` attached client applications' calls go to `[client] server`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppsConfig {
+    /// The Unix socket applications attach through.
+    pub socket: std::path::PathBuf,
+    pub role: AppRole,
+    /// Besides the dataplane's own uid and root, these uids / gids may attach.
+    #[serde(default)]
+    pub allow_uids: Vec<u32>,
+    #[serde(default)]
+    pub allow_gids: Vec<u32>,
+}
+
+/// What attached applications do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppRole {
+    /// They serve the service's requests.
+    Server,
+    /// They call a remote server.
+    Client,
 }
 
 /// The whole configuration file.
@@ -338,6 +367,17 @@ impl Config {
         {
             return Err(bad("host.control", "must not be empty".into()));
         }
+        if let Some(a) = &self.host.apps {
+            if a.socket.as_os_str().is_empty() {
+                return Err(bad("host.apps.socket", "must not be empty".into()));
+            }
+            if a.role == AppRole::Client && self.client.is_none() {
+                return Err(bad(
+                    "host.apps.role",
+                    "\"client\" needs a [client] section naming the server".into(),
+                ));
+            }
+        }
         let t = &self.transport;
         let positive = [
             ("transport.rto_us", t.rto_us.map(|v| v as u128)),
@@ -455,6 +495,22 @@ rules = { alice = "allow" }
             ),
             (format!("{GOOD}\n[host]\ncontrol = \"\""), "host.control"),
             (format!("{GOOD}\n[host]\nctl = \"/x\""), "ctl"),
+            (
+                format!("{GOOD}\n[host.apps]\nsocket = \"\"\nrole = \"server\""),
+                "host.apps.socket",
+            ),
+            (
+                format!("{GOOD}\n[host.apps]\nsocket = \"/s\"\nrole = \"client\""),
+                "host.apps.role",
+            ),
+            (
+                format!("{GOOD}\n[host.apps]\nsocket = \"/s\"\nrole = \"proxy\""),
+                "proxy",
+            ),
+            (
+                format!("{GOOD}\n[host.apps]\nsocket = \"/s\"\nrole = \"server\"\nallow_uid = [1]"),
+                "allow_uid",
+            ),
         ];
         for (text, key) in cases {
             let e = err(&text);

@@ -1,5 +1,6 @@
 //! [`HostApp`]: what runs on each core of `dataplane run`, wrapping the hosted
-//! service's application. Between bursts (once per pass, in `poll`) it takes new ANF
+//! service's application: in-process handlers, or a bridge to applications attached over
+//! shared memory ([`CoreApp`]). Between bursts (once per pass, in `poll`) it takes new ANF
 //! tables from its reload channel (`try_recv`, no lock) and acknowledges them; around
 //! each request it records the latency from the pass that received it to the response
 //! being handed to the transport, in a histogram that it hands to the control thread
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use crossbeam::channel::{Receiver, Sender};
 
+use crate::app::{BridgeStats, ShmClientBridge, ShmServerBridge};
 use crate::engine::{Answer, App, Clock, Peer, SessionEvent};
 use crate::stats::LatencyHistogram;
 use crate::transport::{Endpoint, RequestRef, RpcError, RpcId, SessionId};
@@ -60,7 +62,10 @@ pub struct ElementStat {
 /// A hosted core's application counters.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct HostCoreStats<St> {
-    pub app: St,
+    /// The in-process application's counters (`None` when applications are attached).
+    pub app: Option<St>,
+    /// The shared-memory bridge's counters (`None` in-process).
+    pub bridge: Option<BridgeStats>,
     pub elements: Vec<ElementStat>,
     /// Reloads applied, and the generation of the tables in use (0: the initial ones).
     pub reloads: u64,
@@ -70,10 +75,31 @@ pub struct HostCoreStats<St> {
 /// Passes during which the core's clock offset is measured.
 const CALIBRATION_PASSES: u32 = 10_000;
 
+/// What a hosted core runs.
+pub enum CoreApp<S: HostedService> {
+    /// The service's handlers, on the core.
+    InProcess(S::App),
+    /// The service's ANF chain, in front of attached server applications.
+    Serve(ShmServerBridge<S::Chain>),
+    /// Attached client applications' calls, to the configured server.
+    Call(ShmClientBridge),
+}
+
+/// Calls `$body` with the application whatever its kind.
+macro_rules! each {
+    ($app:expr, $a:ident => $body:expr) => {
+        match $app {
+            CoreApp::InProcess($a) => $body,
+            CoreApp::Serve($a) => $body,
+            CoreApp::Call($a) => $body,
+        }
+    };
+}
+
 /// The per-core wrapper around a hosted service's application.
 pub struct HostApp<S: HostedService> {
     core: usize,
-    inner: S::App,
+    inner: CoreApp<S>,
     links: CoreLinks<S::Tables>,
     /// Our clock, and its offset from the core's (which stamps `now`): the smallest
     /// `ours - core's` seen at the top of `poll`.
@@ -90,7 +116,7 @@ pub struct HostApp<S: HostedService> {
 }
 
 impl<S: HostedService> HostApp<S> {
-    pub fn new(core: usize, inner: S::App, links: CoreLinks<S::Tables>) -> Self {
+    pub fn new(core: usize, inner: CoreApp<S>, links: CoreLinks<S::Tables>) -> Self {
         HostApp {
             core,
             inner,
@@ -106,7 +132,7 @@ impl<S: HostedService> HostApp<S> {
         }
     }
 
-    pub fn inner(&self) -> &S::App {
+    pub fn inner(&self) -> &CoreApp<S> {
         &self.inner
     }
 
@@ -138,6 +164,9 @@ impl<S: HostedService> HostApp<S> {
 impl<S: HostedService> App for HostApp<S> {
     type Stats = HostCoreStats<<S::App as App>::Stats>;
 
+    // Latency is recorded for requests answered on the core; an attached application's
+    // answers (`Deferred`) come back in a later pass and are not timed here.
+
     fn on_request(
         &mut self,
         now: u64,
@@ -146,8 +175,8 @@ impl<S: HostedService> App for HostApp<S> {
         payload: &mut [u8],
         resp: &mut [u8],
     ) -> Answer {
-        let answer = self.inner.on_request(now, req, peer, payload, resp);
-        if answer != Answer::Silent && self.offset != i64::MAX {
+        let answer = each!(&mut self.inner, a => a.on_request(now, req, peer, payload, resp));
+        if !matches!(answer, Answer::Silent | Answer::Deferred) && self.offset != i64::MAX {
             let end = self.ours().saturating_sub(self.offset);
             let start = i64::try_from(now).unwrap_or(i64::MAX);
             self.latency
@@ -163,11 +192,11 @@ impl<S: HostedService> App for HostApp<S> {
         rpc: RpcId,
         result: Result<&mut [u8], RpcError>,
     ) {
-        self.inner.on_response(now, session, rpc, result)
+        each!(&mut self.inner, a => a.on_response(now, session, rpc, result))
     }
 
     fn on_session(&mut self, now: u64, event: SessionEvent) {
-        self.inner.on_session(now, event)
+        each!(&mut self.inner, a => a.on_session(now, event))
     }
 
     fn poll(&mut self, now: u64, endpoint: &mut Endpoint<Peer>) -> bool {
@@ -179,7 +208,11 @@ impl<S: HostedService> App for HostApp<S> {
             self.offset = self.offset.min(d);
         }
         while let Ok(r) = self.links.reloads.try_recv() {
-            S::reload(&mut self.inner, &r.tables);
+            match &mut self.inner {
+                CoreApp::InProcess(a) => S::reload(a, &r.tables),
+                CoreApp::Serve(b) => S::reload_chain(b.hook_mut(), &r.tables),
+                CoreApp::Call(_) => {}
+            }
             self.reloads += 1;
             self.generation = r.generation;
             let _ = self.links.acks.try_send(ReloadAck {
@@ -191,13 +224,19 @@ impl<S: HostedService> App for HostApp<S> {
             self.handed_at = now;
             self.hand_off_latency();
         }
-        self.inner.poll(now, endpoint)
+        each!(&mut self.inner, a => a.poll(now, endpoint))
     }
 
     fn stats(&self) -> Self::Stats {
+        let (app, bridge, elements) = match &self.inner {
+            CoreApp::InProcess(a) => (Some(a.stats()), None, S::elements(a)),
+            CoreApp::Serve(b) => (None, Some(b.stats()), S::chain_elements(b.hook())),
+            CoreApp::Call(b) => (None, Some(b.stats()), Vec::new()),
+        };
         HostCoreStats {
-            app: self.inner.stats(),
-            elements: S::elements(&self.inner)
+            app,
+            bridge,
+            elements: elements
                 .into_iter()
                 .map(|(element, c)| ElementStat {
                     element,

@@ -31,8 +31,8 @@ pub mod report;
 pub mod run;
 pub mod service;
 
-pub use core_app::{HostApp, HostCoreStats};
-pub use report::StatsReport;
+pub use core_app::{CoreApp, HostApp, HostCoreStats};
+pub use report::{AppsReport, StatsReport};
 pub use run::Host;
 pub use service::HostedService;
 

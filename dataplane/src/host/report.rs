@@ -62,6 +62,24 @@ pub struct StatsReport {
     /// Summed over cores.
     pub totals: CoreReport,
     pub capture: Option<CaptureStats>,
+    /// The dataplane's process id.
+    #[serde(default)]
+    pub pid: u32,
+    /// Applications attached over shared memory (`[host.apps]`).
+    #[serde(default)]
+    pub apps: Option<AppsReport>,
+}
+
+/// The shared-memory application hub of an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppsReport {
+    pub socket: String,
+    pub role: crate::config::AppRole,
+    /// Attaches accepted and refused, detaches, channels live now.
+    pub hub: crate::app::hub::HubSnapshot,
+    /// Channels the cores hold now, and slots lent to applications now (summed).
+    pub channels: u64,
+    pub slots_lent: u64,
 }
 
 /// Transport counters that are drops (`rx_*` other than the traffic counts).
@@ -92,6 +110,37 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, u64>)
             }
         }
     }
+}
+
+/// The in-process application's counters by the service's names, or the shared-memory
+/// bridge's by field name.
+fn app_counters<S: HostedService>(
+    st: &HostCoreStats<<S::App as App>::Stats>,
+) -> BTreeMap<String, u64> {
+    let mut out: BTreeMap<String, u64> = st
+        .app
+        .as_ref()
+        .map(|a| {
+            S::app_counters(a)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(b) = &st.bridge {
+        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(b) {
+            // Gauges are reported in `AppsReport`; the rest are counters.
+            for (k, v) in m
+                .into_iter()
+                .filter(|(k, _)| k != "channels" && k != "slots_lent")
+            {
+                if let Some(n) = v.as_u64() {
+                    out.insert(k, n);
+                }
+            }
+        }
+    }
+    out
 }
 
 impl CoreReport {
@@ -149,10 +198,7 @@ impl CoreReport {
                     replied: e.replied,
                 })
                 .collect(),
-            app: S::app_counters(&c.app.app)
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
+            app: app_counters::<S>(&c.app),
             latency: latency.map(LatencyHistogram::summary).unwrap_or_default(),
             reloads: c.app.reloads,
             generation: c.app.generation,
@@ -234,6 +280,8 @@ impl StatsReport {
             cores,
             totals,
             capture,
+            pid: std::process::id(),
+            apps: None,
         }
     }
 
@@ -321,6 +369,19 @@ impl StatsReport {
         );
         if let Some(c) = self.capture {
             let _ = writeln!(o, "pcap: written {} skipped {}", c.written, c.skipped);
+        }
+        if let Some(a) = &self.apps {
+            let _ = writeln!(
+                o,
+                "apps ({:?}, {}): live {}, attached {}, refused {}, detached {}; slots lent {}",
+                a.role,
+                a.socket,
+                a.hub.live,
+                a.hub.attached,
+                a.hub.refused,
+                a.hub.detached,
+                a.slots_lent
+            );
         }
         o
     }
@@ -482,6 +543,36 @@ impl StatsReport {
                 &[("outcome", "skipped")],
                 c.skipped as f64,
             )?;
+        }
+        if let Some(a) = &self.apps {
+            e.family(
+                "flatrpc_app_attaches_total",
+                Counter,
+                "Application attaches over shared memory, by outcome.",
+            )?;
+            for (outcome, v) in [
+                ("attached", a.hub.attached),
+                ("refused", a.hub.refused),
+                ("detached", a.hub.detached),
+            ] {
+                e.sample(
+                    "flatrpc_app_attaches_total",
+                    &[("outcome", outcome)],
+                    v as f64,
+                )?;
+            }
+            e.family(
+                "flatrpc_app_channels",
+                Gauge,
+                "Attached application channels.",
+            )?;
+            e.sample("flatrpc_app_channels", &[], a.hub.live as f64)?;
+            e.family(
+                "flatrpc_app_slots_lent",
+                Gauge,
+                "Request slots held by attached applications.",
+            )?;
+            e.sample("flatrpc_app_slots_lent", &[], a.slots_lent as f64)?;
         }
         Ok(e.finish())
     }

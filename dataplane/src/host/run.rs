@@ -1,5 +1,6 @@
 //! `dataplane run`: [`Host`] starts the engine with one [`HostApp`] per core, owns the
-//! reload channels and the pcap writer; [`run`] adds the control socket, the Prometheus
+//! reload channels, the pcap writer and, with `[host.apps]`, the hub that applications
+//! attach to over shared memory; [`run`] adds the control socket, the Prometheus
 //! endpoint and signals (SIGINT/SIGTERM stop, SIGHUP reloads) around it, on the calling
 //! (control) thread.
 //!
@@ -17,15 +18,16 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use crossbeam::channel::{bounded, Receiver, Sender};
 
-use crate::config::Config;
-use crate::engine::Engine;
+use crate::app::{Geometry, Hub, HubConfig, ShmClientBridge, ShmServerBridge};
+use crate::config::{AppRole, AppsConfig, Config};
+use crate::engine::{CoreSnapshot, Engine, Peer};
 use crate::stats::pcap::{Capture, PcapSink};
 use crate::stats::LatencyHistogram;
 
 use super::control::{self, Reply, Request};
-use super::core_app::{CoreLinks, HostApp, Reload, ReloadAck};
+use super::core_app::{CoreApp, CoreLinks, HostApp, HostCoreStats, Reload, ReloadAck};
 use super::metrics;
-use super::report::StatsReport;
+use super::report::{AppsReport, StatsReport};
 use super::service::HostedService;
 use super::DEFAULT_CONTROL;
 
@@ -50,6 +52,9 @@ pub struct Host<S: HostedService> {
     generation: u64,
     reloads: u64,
     pcap: Option<PcapSink>,
+    /// The hub attached applications reach, with its configuration. Dropped after the
+    /// engine stops, which tells every attached application the dataplane went away.
+    apps: Option<(Hub, AppsConfig)>,
     started: Instant,
 }
 
@@ -97,8 +102,21 @@ impl<S: HostedService> Host<S> {
             }));
         }
         let service = Arc::new(service);
+        let spec = service.engine_spec();
+        let (apps, mut events) = match &cfg.host.apps {
+            Some(a) => {
+                let (hub, rxs) = start_hub(a, cfg, service.service_id())?;
+                (Some((hub, a.clone())), rxs.into_iter().map(Some).collect())
+            }
+            None => (None, Vec::new()),
+        };
+        let server = cfg.client.as_ref().map(|c| Peer {
+            ip: *c.server.ip(),
+            port: c.server.port(),
+        });
         let svc = Arc::clone(&service);
-        let engine = Engine::start_with_capture(cfg, &service.engine_spec(), stop, capture, |i| {
+        let classes = spec.classes.clone();
+        let engine = Engine::start_with_capture(cfg, &spec, stop, capture, |i| {
             // One set of links per core index; an index beyond them (never made by the
             // engine) gets channels nobody serves.
             let l = links
@@ -110,7 +128,23 @@ impl<S: HostedService> Host<S> {
                     latency_out: latency_out.clone(),
                     latency_back: bounded(1).1,
                 });
-            HostApp::new(i, svc.make_app(i, &tables), l)
+            // The hub made one receiver per core; a core beyond them gets no channels.
+            let rx = events
+                .get_mut(i)
+                .and_then(Option::take)
+                .unwrap_or_else(|| crossbeam::channel::never());
+            let app = match (&cfg.host.apps, server) {
+                (None, _) => CoreApp::InProcess(svc.make_app(i, &tables)),
+                (Some(a), _) if a.role == AppRole::Server => {
+                    CoreApp::Serve(ShmServerBridge::new(svc.make_chain(i, &tables), rx))
+                }
+                // `Config::validate` requires a `[client]` section for this role.
+                (Some(_), Some(peer)) => {
+                    CoreApp::Call(ShmClientBridge::new(rx, peer, classes.clone()))
+                }
+                (Some(_), None) => CoreApp::InProcess(svc.make_app(i, &tables)),
+            };
+            HostApp::new(i, app, l)
         });
         let engine = match engine {
             Ok(e) => e,
@@ -134,6 +168,7 @@ impl<S: HostedService> Host<S> {
             generation: 0,
             reloads: 0,
             pcap: sink,
+            apps,
             started: Instant::now(),
         })
     }
@@ -205,14 +240,17 @@ impl<S: HostedService> Host<S> {
     /// Counters of every core (as last published) and their totals.
     pub fn report(&mut self) -> StatsReport {
         self.collect_latency();
-        StatsReport::build::<S>(
+        let snaps = self.engine.snapshots();
+        let mut r = StatsReport::build::<S>(
             self.service.name(),
             self.started.elapsed().as_secs_f64(),
             self.reloads,
-            &self.engine.snapshots(),
+            &snaps,
             &self.latency,
             self.pcap.as_ref().map(PcapSink::stats),
-        )
+        );
+        r.apps = apps_report(self.apps.as_ref(), &snaps);
+        r
     }
 
     /// Answers a control request.
@@ -241,19 +279,61 @@ impl<S: HostedService> Host<S> {
             }
             snaps.push(snap);
         }
-        let capture = match self.pcap {
+        let apps = apps_report(self.apps.as_ref(), &snaps);
+        drop(self.apps.take());
+        let capture = match self.pcap.take() {
             Some(s) => Some(s.finish()?),
             None => None,
         };
-        Ok(StatsReport::build::<S>(
-            &name,
-            uptime,
-            self.reloads,
-            &snaps,
-            &self.latency,
-            capture,
-        ))
+        let mut r =
+            StatsReport::build::<S>(&name, uptime, self.reloads, &snaps, &self.latency, capture);
+        r.apps = apps;
+        Ok(r)
     }
+}
+
+/// The hub's report, with the cores' gauges summed from `snaps`.
+fn apps_report<St>(
+    apps: Option<&(Hub, AppsConfig)>,
+    snaps: &[CoreSnapshot<HostCoreStats<St>>],
+) -> Option<AppsReport> {
+    let (hub, cfg) = apps?;
+    let bridges = snaps.iter().filter_map(|s| s.app.bridge.as_ref());
+    let (channels, slots_lent) =
+        bridges.fold((0, 0), |(c, l), b| (c + b.channels, l + b.slots_lent));
+    Some(AppsReport {
+        socket: cfg.socket.display().to_string(),
+        role: cfg.role,
+        hub: hub.stats(),
+        channels,
+        slots_lent,
+    })
+}
+
+/// Starts the hub of `[host.apps]`, creating the socket's directory if needed.
+fn start_hub(
+    a: &AppsConfig,
+    cfg: &Config,
+    service_id: u16,
+) -> Result<(Hub, Vec<Receiver<crate::app::ChannelEvent>>)> {
+    if let Some(dir) = a.socket.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("`host.apps.socket`: creating {}", dir.display()))?;
+    }
+    let hub = Hub::start(HubConfig {
+        socket: a.socket.clone(),
+        max_geometry: Geometry::default(),
+        allow_uids: a.allow_uids.clone(),
+        allow_gids: a.allow_gids.clone(),
+        server_services: match a.role {
+            AppRole::Server => vec![service_id],
+            AppRole::Client => Vec::new(),
+        },
+        clients: a.role == AppRole::Client,
+        cores: cfg.cores.len(),
+    })
+    .with_context(|| format!("`host.apps.socket`: {}", a.socket.display()))?;
+    Ok(hub)
 }
 
 /// Adds the histograms the cores handed over to the per-core sums, and gives them back
@@ -359,7 +439,7 @@ pub fn run<S: HostedService>(
     };
     let mut host = Host::start(service, config_path, &cfg, pcap, Arc::clone(&stop))?;
     eprintln!(
-        "dataplane: serving {} on {}:{} ({} core(s), mac {}); control {}{}{}",
+        "dataplane: serving {} on {}:{} ({} core(s), mac {}); control {}{}{}{}",
         host.service.name(),
         cfg.net.ip,
         cfg.net.udp_port,
@@ -371,6 +451,18 @@ pub fn run<S: HostedService>(
             .map(|a| format!("; prometheus http://{a}/metrics"))
             .unwrap_or_default(),
         pcap.map(|p| format!("; pcap {}", p.display()))
+            .unwrap_or_default(),
+        cfg.host
+            .apps
+            .as_ref()
+            .map(|a| format!(
+                "; {} applications attach at {}",
+                match a.role {
+                    AppRole::Server => "server",
+                    AppRole::Client => "client",
+                },
+                a.socket.display()
+            ))
             .unwrap_or_default(),
     );
     while !stop.load(Ordering::Relaxed) && !host.engine.finished() {

@@ -44,6 +44,10 @@ impl KvChain {
         &self.pipeline
     }
 
+    pub fn pipeline_mut(&mut self) -> &mut kv::ServerPipeline {
+        &mut self.pipeline
+    }
+
     fn reset(&mut self, now: u64, req: &RequestRef) {
         self.ctx.reset(
             RpcHeader {

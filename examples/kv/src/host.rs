@@ -1,6 +1,8 @@
 //! The KV service as a [`HostedService`] for the `dataplane` binary: each core runs the
 //! in-process [`KvServer`] (generated firewall → session tracker chain in front of the
-//! shared store), exactly as `kv-server` does; reloads swap the firewall rules.
+//! shared store), exactly as `kv-server` does, or — with `[host.apps]` — the same chain
+//! alone ([`KvChain`]) in front of attached `kv-server --attach` processes; reloads swap
+//! the firewall rules.
 //!
 //! This is the glue only: the host process itself lives in `dataplane::host`.
 
@@ -11,6 +13,7 @@ use dataplane::config::Config;
 use dataplane::engine::{tables_from_config, EngineSpec};
 use dataplane::host::HostedService;
 
+use crate::attach::KvChain;
 use crate::kv;
 use crate::server::{KvServer, ServerStats, Store};
 
@@ -26,6 +29,15 @@ impl KvHosted {
         Self::default()
     }
 
+    /// Core `core`'s generated server chain.
+    fn pipeline(&self, core: usize, tables: &kv::Tables) -> kv::ServerPipeline {
+        let init = InitCtx {
+            now: 0,
+            seed: 0x6b76 ^ core as u64,
+        };
+        kv::ServerPipeline::new(&self.shared, tables, &init)
+    }
+
     /// The store every core serves (to inspect it in tests).
     pub fn store(&self) -> Store {
         Arc::clone(&self.store)
@@ -35,9 +47,14 @@ impl KvHosted {
 impl HostedService for KvHosted {
     type App = KvServer;
     type Tables = kv::Tables;
+    type Chain = KvChain;
 
     fn name(&self) -> &str {
         kv::SERVICE_NAME
+    }
+
+    fn service_id(&self) -> u16 {
+        kv::SERVICE_ID
     }
 
     fn engine_spec(&self) -> EngineSpec {
@@ -49,18 +66,23 @@ impl HostedService for KvHosted {
     }
 
     fn make_app(&self, core: usize, tables: &kv::Tables) -> KvServer {
-        let init = InitCtx {
-            now: 0,
-            seed: 0x6b76 ^ core as u64,
-        };
-        KvServer::new(
-            kv::ServerPipeline::new(&self.shared, tables, &init),
-            Arc::clone(&self.store),
-        )
+        KvServer::new(self.pipeline(core, tables), Arc::clone(&self.store))
     }
 
     fn reload(app: &mut KvServer, tables: &kv::Tables) {
         app.pipeline_mut().reload(tables);
+    }
+
+    fn make_chain(&self, core: usize, tables: &kv::Tables) -> KvChain {
+        KvChain::new(self.pipeline(core, tables))
+    }
+
+    fn reload_chain(chain: &mut KvChain, tables: &kv::Tables) {
+        chain.pipeline_mut().reload(tables);
+    }
+
+    fn chain_elements(chain: &KvChain) -> Vec<(&'static str, ElementCounters)> {
+        chain.pipeline().stats().collect()
     }
 
     fn elements(app: &KvServer) -> Vec<(&'static str, ElementCounters)> {

@@ -4,9 +4,12 @@
 //! restarted under running apps; a process of another uid is refused (root; skips
 //! outside CI when not root).
 //!
-//! The host process is started by [`host_command`] only, so these tests can switch
-//! from the test host `kv-host` to `dataplane run` without changing their logic; they
-//! read the host's counters from the JSON file it rewrites (`--stats`).
+//! The hosts are `dataplane run` with a `[host.apps]` section; the tests read their
+//! counters over the control socket (what `dataplane stats --json` prints).
+//!
+//! `dataplane` belongs to the workspace's root package, so it is found beside this
+//! package's binaries in the same target directory (`cargo build --workspace`, as
+//! `scripts/test.sh` does, builds it).
 
 mod harness;
 
@@ -18,10 +21,10 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use dataplane::host::control::{self, Reply, Request};
 use harness::{require_root, NetnsPair};
 use serde_json::Value;
 
-const HOST: &str = env!("CARGO_BIN_EXE_kv-host");
 const SERVER: &str = env!("CARGO_BIN_EXE_kv-server");
 const CLIENT: &str = env!("CARGO_BIN_EXE_kv-client");
 
@@ -121,29 +124,25 @@ impl Drop for Proc {
     }
 }
 
-/// Which side a host serves.
-#[derive(Clone, Copy)]
-enum Side {
-    Server,
-    Client,
+/// The `dataplane` binary of this build.
+fn dataplane_bin() -> Result<PathBuf> {
+    let p = Path::new(SERVER).with_file_name("dataplane");
+    ensure!(
+        p.exists(),
+        "{} is missing: build the workspace (`cargo build --workspace`) first",
+        p.display()
+    );
+    Ok(p)
 }
 
-/// The command that starts a host dataplane in `ns` with `config`, applications
-/// attaching at `socket`, counters in `stats`.
-fn host_command(ns: &str, side: Side, config: &Path, socket: &Path, stats: &Path) -> Command {
+/// The command that starts a host dataplane in `ns` with `config`.
+fn host_command(ns: &str, config: &Path) -> Result<Command> {
     let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns, HOST, "--role"])
-        .arg(match side {
-            Side::Server => "server",
-            Side::Client => "client",
-        })
-        .arg("--config")
-        .arg(config)
-        .arg("--socket")
-        .arg(socket)
-        .arg("--stats")
-        .arg(stats);
-    c
+    c.args(["netns", "exec", ns])
+        .arg(dataplane_bin()?)
+        .args(["run", "--json", "--config"])
+        .arg(config);
+    Ok(c)
 }
 
 struct Setup {
@@ -162,27 +161,42 @@ impl Setup {
         let net = NetnsPair::new(tag)?;
         let dir = std::env::temp_dir().join(format!("flatrpc-{tag}-{}", net.unique));
         std::fs::create_dir_all(&dir)?;
+        let (ssock, csock) = (dir.join("server.sock"), dir.join("client.sock"));
+        let (sstats, cstats) = (dir.join("server-ctl.sock"), dir.join("client-ctl.sock"));
+        let host = |ctl: &Path, apps: &Path, role: &str| {
+            format!(
+                "[host]\ncontrol = \"{}\"\n[host.apps]\nsocket = \"{}\"\nrole = \"{role}\"\n",
+                ctl.display(),
+                apps.display()
+            )
+        };
         let scfg = dir.join("server.toml");
         std::fs::write(
             &scfg,
             format!(
-                "cores = [1]\n[port]\nbackend = \"afpacket\"\niface = \"{}\"\n[net]\nip = \"{}\"\nudp_port = 7000\n[transport]\nunreliable_timeout_us = 300000\n{}\n",
-                net.veth_b, harness::SERVER_IP, harness::RULES
+                "cores = [1]\n[port]\nbackend = \"afpacket\"\niface = \"{}\"\n[net]\nip = \"{}\"\nudp_port = 7000\n[transport]\nunreliable_timeout_us = 300000\n{}\n{}",
+                net.veth_b,
+                harness::SERVER_IP,
+                harness::RULES,
+                host(&sstats, &ssock, "server")
             ),
         )?;
         let ccfg = dir.join("client.toml");
         std::fs::write(
             &ccfg,
             format!(
-                "cores = [0]\n[port]\nbackend = \"afpacket\"\niface = \"{}\"\n[net]\nip = \"{}\"\nudp_port = 7001\n[transport]\nunreliable_timeout_us = 300000\n[client]\nserver = \"{}:7000\"\n",
-                net.veth_a, harness::CLIENT_IP, harness::SERVER_IP
+                "cores = [0]\n[port]\nbackend = \"afpacket\"\niface = \"{}\"\n[net]\nip = \"{}\"\nudp_port = 7001\n[transport]\nunreliable_timeout_us = 300000\n[client]\nserver = \"{}:7000\"\n{}",
+                net.veth_a,
+                harness::CLIENT_IP,
+                harness::SERVER_IP,
+                host(&cstats, &csock, "client")
             ),
         )?;
         Ok(Setup {
-            ssock: dir.join("server.sock"),
-            csock: dir.join("client.sock"),
-            sstats: dir.join("server.json"),
-            cstats: dir.join("client.json"),
+            ssock,
+            csock,
+            sstats,
+            cstats,
             net,
             dir,
             scfg,
@@ -191,34 +205,20 @@ impl Setup {
     }
 
     fn server_host(&self) -> Result<Proc> {
-        let _ = std::fs::remove_file(&self.sstats);
         let p = Proc::spawn(
             "server-host",
-            &mut host_command(
-                &self.net.ns_b,
-                Side::Server,
-                &self.scfg,
-                &self.ssock,
-                &self.sstats,
-            ),
+            &mut host_command(&self.net.ns_b, &self.scfg)?,
         )?;
-        p.wait_line("listening", Duration::from_secs(10))?;
+        p.wait_line("serving", Duration::from_secs(10))?;
         Ok(p)
     }
 
     fn client_host(&self) -> Result<Proc> {
-        let _ = std::fs::remove_file(&self.cstats);
         let p = Proc::spawn(
             "client-host",
-            &mut host_command(
-                &self.net.ns_a,
-                Side::Client,
-                &self.ccfg,
-                &self.csock,
-                &self.cstats,
-            ),
+            &mut host_command(&self.net.ns_a, &self.ccfg)?,
         )?;
-        p.wait_line("listening", Duration::from_secs(10))?;
+        p.wait_line("serving", Duration::from_secs(10))?;
         Ok(p)
     }
 
@@ -254,10 +254,28 @@ impl Drop for Setup {
     }
 }
 
-/// The host's latest counters.
-fn stats(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-    Ok(serde_json::from_str(&text)?)
+/// The latest counters of the host whose control socket is `ctl`, as
+/// `{pid, hub: {...}, bridge: {...}}`: the hub's counters and the bridges' (summed over
+/// cores) of `dataplane stats --json`.
+fn stats(ctl: &Path) -> Result<Value> {
+    let reply = control::call(ctl, Request::Stats, Duration::from_secs(2))?;
+    let Reply::Stats { report } = reply else {
+        bail!("unexpected reply {reply:?}");
+    };
+    let apps = report
+        .apps
+        .as_ref()
+        .context("no [host.apps] in the report")?;
+    let mut bridge = serde_json::to_value(&report.totals.app)?;
+    if let Some(m) = bridge.as_object_mut() {
+        m.insert("channels".into(), apps.channels.into());
+        m.insert("slots_lent".into(), apps.slots_lent.into());
+    }
+    Ok(serde_json::json!({
+        "pid": report.pid,
+        "hub": apps.hub,
+        "bridge": bridge,
+    }))
 }
 
 fn num(v: &Value, ptr: &str) -> u64 {

@@ -9,9 +9,9 @@
 //!
 //!   kv-client --attach SOCKET --op ... (same options, no --config)
 //!
-//! With `--attach`, kv-client is an application process of a host dataplane (e.g.
-//! `kv-host --role client`) and issues the same RPCs over the shared-memory channel,
-//! reattaching if the dataplane restarts.
+//! With `--attach`, kv-client is an application process of a host dataplane
+//! (`dataplane run` with `[host.apps] role = "client"`) and issues the same RPCs over the
+//! shared-memory channel, reattaching if the dataplane restarts.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -3,9 +3,10 @@
 //!   kv-server --config server.toml [--stats-period 1] [--json]
 //!   kv-server --attach SOCKET [--json]
 //!
-//! With `--attach`, kv-server is an application process of a host dataplane (e.g.
-//! `kv-host --role server`): it serves the store over the shared-memory channel and the
-//! dataplane runs the ANF chain; it reattaches when the dataplane restarts.
+//! With `--attach`, kv-server is an application process of a host dataplane
+//! (`dataplane run` with `[host.apps] role = "server"`): it serves the store over the
+//! shared-memory channel and the dataplane runs the ANF chain; it reattaches when the
+//! dataplane restarts.
 //!
 //! Runs one polling core per `cores` entry until SIGINT/SIGTERM, then prints final
 //! counters (port, wire drops by reason, transport, firewall/session ANFs, store).
