@@ -19,7 +19,7 @@
 #    veth pair; latency (1 outstanding), throughput (4 sessions x 16), a value-size
 #    sweep, CPU per RPC of every process of each stack. Writes benches/results/rpc.md,
 #    runs.jsonl and SVG plots (--rpc-seconds S measured per run, default 1.5).
-# shm: KV host mode (kv-host on each side, kv-server/kv-client as attached application
+# shm: KV host mode (dataplane run on each side, kv-server/kv-client as attached application
 #    processes over shared memory) vs the in-process engines on the same veth path: GET
 #    round trip p50/p99 (one outstanding) and SET throughput (16 outstanding); targets
 #    <= 1.5 us added to the median, >= 0.7 of in-process throughput. Then the channel
@@ -293,8 +293,8 @@ fi
 if [ -z "$only" ] || [ "$only" = shm ]; then
   # The same KV path twice, afpacket on one veth pair, client side on core $main_core
   # and server side on core $core: (1) kv-server / kv-client engines (in-process
-  # handlers and calls); (2) kv-host --role server / client on those cores with
-  # kv-server --attach and kv-client --attach as separate processes. The applications
+  # handlers and calls); (2) `dataplane run` with [host.apps] role server / client on
+  # those cores with kv-server --attach and kv-client --attach as separate processes. The applications
   # are not pinned: with 2 cores they share the hosts' cores (a real host gives them
   # their own), so (2) also measures that sharing.
   cargo build --release -q -p kv-example --bins
@@ -324,16 +324,23 @@ if [ -z "$only" ] || [ "$only" = shm ]; then
     sh_run "in-process (kv-server / kv-client engines)" ip netns exec "$sh_ns-a" "$sb/kv-client" --config "$work/sh-client.toml" --timeout 60 --json
   else sh_rows+=("in-process|{}|{}"); fi
   sh_stop
-  # (2) host mode
-  ip netns exec "$sh_ns-b" "$sb/kv-host" --role server --config "$work/sh-server.toml" --socket "$work/sh-s.sock" >/dev/null 2>"$work/sh-hs.err" &
+  # (2) host mode: dataplane run on each side, [host.apps]; idle cores yield so the
+  # attached applications sharing them get the CPU promptly.
+  cargo build --release -q -p flatrpc --bin dataplane
+  for side in server client; do
+    cp "$work/sh-$side.toml" "$work/sh-h$side.toml"
+    printf '[engine]\nidle = "yield"\n[host]\ncontrol = "%s"\n[host.apps]\nsocket = "%s"\nrole = "%s"\n' \
+      "$work/sh-$side-ctl.sock" "$work/sh-$side.sock" "$side" >>"$work/sh-h$side.toml"
+  done
+  ip netns exec "$sh_ns-b" "$sb/dataplane" run --config "$work/sh-hserver.toml" >/dev/null 2>"$work/sh-hs.err" &
   sh_pids+=($!)
-  ip netns exec "$sh_ns-a" "$sb/kv-host" --role client --config "$work/sh-client.toml" --socket "$work/sh-c.sock" >/dev/null 2>"$work/sh-hc.err" &
+  ip netns exec "$sh_ns-a" "$sb/dataplane" run --config "$work/sh-hclient.toml" >/dev/null 2>"$work/sh-hc.err" &
   sh_pids+=($!)
-  if sh_wait "$work/sh-hs.err" listening && sh_wait "$work/sh-hc.err" listening; then
-    "$sb/kv-server" --attach "$work/sh-s.sock" >/dev/null 2>"$work/sh-app.err" &
+  if sh_wait "$work/sh-hs.err" serving && sh_wait "$work/sh-hc.err" serving; then
+    "$sb/kv-server" --attach "$work/sh-server.sock" >/dev/null 2>"$work/sh-app.err" &
     sh_pids+=($!)
     sh_wait "$work/sh-app.err" attached || true
-    sh_run "host mode (kv-host + attached kv-server / kv-client)" "$sb/kv-client" --attach "$work/sh-c.sock" --timeout 60 --json
+    sh_run "host mode (dataplane run + attached kv-server / kv-client)" "$sb/kv-client" --attach "$work/sh-client.sock" --timeout 60 --json
   else sh_rows+=("host mode|{}|{}"); fi
   sh_cleanup
   trap cleanup EXIT

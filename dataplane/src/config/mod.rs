@@ -184,6 +184,26 @@ pub enum AppRole {
     Client,
 }
 
+/// How a polling core spends a pass that found no work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdlePolicy {
+    /// Poll again at once (a dedicated core: the lowest latency).
+    #[default]
+    Spin,
+    /// After a run of empty passes, `sched_yield` between passes, so processes sharing
+    /// the core (attached applications on a machine with few cores) get it promptly.
+    Yield,
+}
+
+/// `[engine]`: polling-core behaviour.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    #[serde(default)]
+    pub idle: IdlePolicy,
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,6 +222,8 @@ pub struct Config {
     /// For the host process: control socket and metrics endpoint.
     #[serde(default)]
     pub host: HostConfig,
+    #[serde(default)]
+    pub engine: EngineConfig,
 }
 
 fn de_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<MacAddr, D::Error> {
@@ -495,6 +517,7 @@ rules = { alice = "allow" }
             ),
             (format!("{GOOD}\n[host]\ncontrol = \"\""), "host.control"),
             (format!("{GOOD}\n[host]\nctl = \"/x\""), "ctl"),
+            (format!("{GOOD}\n[engine]\nidle = \"sleep\""), "sleep"),
             (
                 format!("{GOOD}\n[host.apps]\nsocket = \"\"\nrole = \"server\""),
                 "host.apps.socket",

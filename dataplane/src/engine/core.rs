@@ -10,6 +10,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::config::IdlePolicy;
 use crate::port::{PacketBuf, Port, PortStats, MAX_BURST};
 use crate::transport::{
     CloseReason, Endpoint, Event, Instant, RequestRef, RpcError, RpcId, SessionId, TransportStats,
@@ -118,7 +119,11 @@ pub struct Core<P: Port, A: App> {
     tx_dropped: u64,
     published_at: u64,
     shared: Arc<Mutex<CoreSnapshot<A::Stats>>>,
+    idle: IdlePolicy,
 }
+
+/// Empty passes in a row before a core with [`IdlePolicy::Yield`] starts yielding.
+pub const IDLE_PASSES_BEFORE_YIELD: u32 = 64;
 
 impl<P: Port, A: App> Core<P, A> {
     pub fn new(
@@ -149,7 +154,14 @@ impl<P: Port, A: App> Core<P, A> {
                 core: index,
                 ..CoreSnapshot::default()
             })),
+            idle: IdlePolicy::Spin,
         }
+    }
+
+    /// What the core does when a pass finds no work (spin by default).
+    pub fn with_idle(mut self, idle: IdlePolicy) -> Self {
+        self.idle = idle;
+        self
     }
 
     /// Where this core publishes its snapshots.
@@ -327,9 +339,20 @@ impl<P: Port, A: App> Core<P, A> {
     /// and the final snapshot.
     pub fn run(mut self, stop: &std::sync::atomic::AtomicBool) -> (A, CoreSnapshot<A::Stats>) {
         use std::sync::atomic::Ordering;
+        let mut empty = 0u32;
         while !stop.load(Ordering::Relaxed) {
+            let busy = self.busy_passes;
             if !self.poll_once() {
                 break;
+            }
+            if self.idle == IdlePolicy::Yield {
+                if self.busy_passes != busy {
+                    empty = 0;
+                } else if empty < IDLE_PASSES_BEFORE_YIELD {
+                    empty += 1;
+                } else {
+                    std::thread::yield_now();
+                }
             }
         }
         // Give queued frames (e.g. last responses, Close) a chance to leave.

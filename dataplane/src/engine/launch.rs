@@ -256,6 +256,7 @@ impl<A: App + 'static> Engine<A> {
                 .map_err(|e| anyhow!("transport configuration: {e}"))?;
             let net = NetStack::new(mac, cfg.net.ip, cfg.net.udp_port, &neighbors);
             let app = make_app(i);
+            let idle = cfg.engine.idle;
             let core_stop = Arc::clone(&stop);
             let init = thread_init.clone();
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -270,7 +271,7 @@ impl<A: App + 'static> Engine<A> {
                     }
                     let _registration = init()?;
                     // The clock is made on the core (TSC when EAL is up).
-                    let core = Core::new(i, port, endpoint, net, app, Clock::new());
+                    let core = Core::new(i, port, endpoint, net, app, Clock::new()).with_idle(idle);
                     let _ = tx.send(core.shared());
                     Ok(core.run(&core_stop))
                 })
