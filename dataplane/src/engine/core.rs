@@ -97,6 +97,8 @@ pub struct CoreSnapshot<S> {
     pub busy_passes: u64,
     /// Frames the port refused and that were dropped after waiting a pass.
     pub tx_dropped: u64,
+    /// Times an idle core yielded the CPU (`[engine] idle = "yield"`).
+    pub idle_yields: u64,
 }
 
 /// How often a core publishes its snapshot.
@@ -120,6 +122,7 @@ pub struct Core<P: Port, A: App> {
     published_at: u64,
     shared: Arc<Mutex<CoreSnapshot<A::Stats>>>,
     idle: IdlePolicy,
+    idle_yields: u64,
 }
 
 /// Empty passes in a row before a core with [`IdlePolicy::Yield`] starts yielding.
@@ -155,6 +158,7 @@ impl<P: Port, A: App> Core<P, A> {
                 ..CoreSnapshot::default()
             })),
             idle: IdlePolicy::Spin,
+            idle_yields: 0,
         }
     }
 
@@ -329,6 +333,7 @@ impl<P: Port, A: App> Core<P, A> {
             passes: self.passes,
             busy_passes: self.busy_passes,
             tx_dropped: self.tx_dropped,
+            idle_yields: self.idle_yields,
         };
         if let Ok(mut s) = self.shared.lock() {
             *s = snap;
@@ -351,6 +356,7 @@ impl<P: Port, A: App> Core<P, A> {
                 } else if empty < IDLE_PASSES_BEFORE_YIELD {
                     empty += 1;
                 } else {
+                    self.idle_yields += 1;
                     std::thread::yield_now();
                 }
             }
@@ -364,5 +370,52 @@ impl<P: Port, A: App> Core<P, A> {
         self.publish(self.clock.now());
         let snap = self.shared.lock().map(|s| s.clone()).unwrap_or_default();
         (self.app, snap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::sim::{SimLink, SimLinkConfig};
+    use crate::transport::{ClassTable, TransportConfig};
+    use std::sync::atomic::AtomicBool;
+
+    struct Idle;
+    impl App for Idle {
+        type Stats = ();
+        fn stats(&self) {}
+    }
+
+    /// Runs a core with nothing to do for a while under `idle`; returns its snapshot.
+    fn idle_core(idle: IdlePolicy) -> CoreSnapshot<()> {
+        let (port, _peer) = SimLink::pair(SimLinkConfig::default(), 1).unwrap();
+        let endpoint = Endpoint::new(TransportConfig::default(), ClassTable::new()).unwrap();
+        let net = NetStack::new(
+            crate::wire::MacAddr([2, 0, 0, 0, 0, 1]),
+            std::net::Ipv4Addr::new(10, 0, 0, 1),
+            7000,
+            &[],
+        );
+        let core = Core::new(0, port, endpoint, net, Idle, Clock::new()).with_idle(idle);
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = Arc::clone(&stop);
+        let t = std::thread::spawn(move || core.run(&st));
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        t.join().unwrap().1
+    }
+
+    #[test]
+    fn an_idle_core_yields_only_when_told_to() {
+        let spin = idle_core(IdlePolicy::Spin);
+        assert!(spin.passes > IDLE_PASSES_BEFORE_YIELD as u64, "{spin:?}");
+        assert_eq!(spin.idle_yields, 0);
+        let y = idle_core(IdlePolicy::Yield);
+        // The first run of empty passes does not yield.
+        assert!(y.idle_yields > 0, "{y:?}");
+        assert!(
+            y.idle_yields <= y.passes - IDLE_PASSES_BEFORE_YIELD as u64,
+            "{y:?}"
+        );
     }
 }
