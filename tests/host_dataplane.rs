@@ -476,6 +476,16 @@ fn bad_configs_addresses_and_sockets_are_one_line_errors() -> Result<()> {
         &format!("{base}[tables.firewall]\nrules = {{ alice = 3 }}\n"),
     )?;
     let good = w("good.toml", &base)?;
+    let apps_client = w(
+        "apps-client.toml",
+        &format!("{base}[host.apps]\nsocket = \"/tmp/x.sock\"\nrole = \"client\"\n"),
+    )?;
+    let apps_dir = w(
+        "apps-dir.toml",
+        &format!("{base}[host.apps]\nsocket = \"/proc/flatrpc/x.sock\"\nrole = \"server\"\n"),
+    )?;
+    one_error_line(&["run", "--config", &apps_client], "host.apps.role")?;
+    one_error_line(&["run", "--config", &apps_dir], "host.apps.socket")?;
     one_error_line(&["run", "--config", &public], "host.prometheus")?;
     one_error_line(&["run", "--config", &noport], "prometheus")?;
     one_error_line(&["run", "--config", &rules], "tables.firewall.rules")?;

@@ -542,6 +542,24 @@ rules = { alice = "allow" }
     }
 
     #[test]
+    fn host_apps_and_idle_policy_parse() {
+        let c = Config::parse(GOOD, "t.toml").unwrap();
+        assert_eq!(c.engine.idle, IdlePolicy::Spin);
+        assert!(c.host.apps.is_none());
+        let text = format!(
+            "{GOOD}\n[engine]\nidle = \"yield\"\n[client]\nserver = \"10.77.0.2:7000\"\n\
+             [host.apps]\nsocket = \"/run/x.sock\"\nrole = \"client\"\nallow_uids = [1000]\n"
+        );
+        let c = Config::parse(&text, "t.toml").unwrap();
+        assert_eq!(c.engine.idle, IdlePolicy::Yield);
+        let a = c.host.apps.unwrap();
+        assert_eq!(a.role, AppRole::Client);
+        assert_eq!(a.socket, std::path::PathBuf::from("/run/x.sock"));
+        assert_eq!(a.allow_uids, vec![1000]);
+        assert!(a.allow_gids.is_empty());
+    }
+
+    #[test]
     fn tag_seed_reaches_the_transport_only_when_set() {
         let base = crate::transport::TransportConfig::default();
         let c = Config::parse(GOOD, "t.toml").unwrap();
