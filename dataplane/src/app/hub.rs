@@ -145,7 +145,6 @@ impl Hub {
             txs,
             apps: HashMap::new(),
             next_id: 1,
-            next_core: 0,
             stats: Arc::clone(&stats),
             me: nix::unistd::getuid().as_raw(),
             pid: std::process::id(),
@@ -193,6 +192,7 @@ impl Drop for Hub {
 struct App {
     sock: OwnedFd,
     core: usize,
+    server: bool,
 }
 
 struct Control {
@@ -201,7 +201,6 @@ struct Control {
     txs: Vec<Sender<ChannelEvent>>,
     apps: HashMap<u32, App>,
     next_id: u32,
-    next_core: usize,
     stats: Arc<HubStats>,
     me: u32,
     pid: u32,
@@ -249,6 +248,22 @@ impl Control {
                 .get(a.core)
                 .map(|t| t.send(ChannelEvent::Detached(id)));
         }
+    }
+
+    /// The core holding the fewest live channels of this role (the lowest such index):
+    /// with as many server threads attached as there are cores, every core has one,
+    /// whatever order they came and went in.
+    fn least_loaded(&self, server: bool) -> usize {
+        let mut load = vec![0usize; self.txs.len().max(1)];
+        for a in self.apps.values().filter(|a| a.server == server) {
+            if let Some(l) = load.get_mut(a.core) {
+                *l += 1;
+            }
+        }
+        load.iter()
+            .enumerate()
+            .min_by_key(|(i, l)| (**l, *i))
+            .map_or(0, |(i, _)| i)
     }
 
     fn detach(&mut self, id: u32) {
@@ -356,8 +371,8 @@ impl Control {
         if sent.is_err() {
             return;
         }
-        let core = self.next_core % self.txs.len().max(1);
-        self.next_core = self.next_core.wrapping_add(1);
+        let server = matches!(hello.role, Role::Server { .. });
+        let core = self.least_loaded(server);
         let ev = ChannelEvent::Attached(Attached {
             id,
             role: hello.role,
@@ -371,7 +386,7 @@ impl Control {
             .map(|t| t.send(ev))
             .is_some_and(|r| r.is_ok())
         {
-            self.apps.insert(id, App { sock, core });
+            self.apps.insert(id, App { sock, core, server });
             self.stats.attached.fetch_add(1, Ordering::Relaxed);
             self.stats.live.fetch_add(1, Ordering::Relaxed);
         }
@@ -387,6 +402,10 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn hub(tag: &str) -> (Hub, Vec<Receiver<ChannelEvent>>) {
+        hub_cores(tag, 1)
+    }
+
+    fn hub_cores(tag: &str, cores: usize) -> (Hub, Vec<Receiver<ChannelEvent>>) {
         let socket =
             std::env::temp_dir().join(format!("flatrpc-hubtest-{}-{tag}.sock", std::process::id()));
         Hub::start(HubConfig {
@@ -396,7 +415,7 @@ mod tests {
             allow_gids: vec![],
             server_services: vec![7],
             clients: true,
-            cores: 1,
+            cores,
         })
         .expect("hub")
     }
@@ -513,6 +532,47 @@ mod tests {
         assert_eq!(r, Err(CallError::Disconnected));
         assert_eq!(bad, 1);
         assert!(!path.exists());
+    }
+
+    /// The core an attach landed on (and its channel id).
+    fn landed(rxs: &[Receiver<ChannelEvent>]) -> (usize, u32) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            for (core, rx) in rxs.iter().enumerate() {
+                if let Ok(ev) = rx.try_recv() {
+                    match ev {
+                        ChannelEvent::Attached(a) => return (core, a.id),
+                        ChannelEvent::Detached(_) => continue,
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("no attach reached a core");
+    }
+
+    #[test]
+    fn each_role_goes_to_its_least_loaded_core() {
+        let _one = one_at_a_time();
+        let (hub, rxs) = hub_cores("spread", 3);
+        let path = hub.socket_path().to_path_buf();
+        let server = || AppChannel::attach(&path, Role::Server { services: vec![7] }).unwrap();
+        let (a, b, c) = (server(), server(), server());
+        let cores: Vec<usize> = (0..3).map(|_| landed(&rxs).0).collect();
+        assert_eq!(cores, vec![0, 1, 2], "one server channel per core");
+        // Clients are spread on their own: the first goes to core 0 again.
+        let cl = AppChannel::attach(&path, Role::Client).unwrap();
+        assert_eq!(landed(&rxs).0, 0);
+        // The server on core 0 goes: its replacement takes core 0, not the next in turn.
+        drop(a);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while hub.stats().detached < 1 {
+            assert!(Instant::now() < deadline, "detach not seen");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let d = server();
+        assert_eq!(landed(&rxs).0, 0);
+        drop((b, c, d, cl));
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub struct AppsReport {
     /// Channels the cores hold now, and slots lent to applications now (summed).
     pub channels: u64,
     pub slots_lent: u64,
+    /// Channels each core holds now, by core index.
+    #[serde(default)]
+    pub channels_per_core: Vec<u64>,
 }
 
 /// Transport counters that are drops (`rx_*` other than the traffic counts).

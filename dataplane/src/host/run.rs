@@ -301,12 +301,19 @@ fn apps_report<St>(
     let bridges = snaps.iter().filter_map(|s| s.app.bridge.as_ref());
     let (channels, slots_lent) =
         bridges.fold((0, 0), |(c, l), b| (c + b.channels, l + b.slots_lent));
+    let mut channels_per_core = vec![0; snaps.len()];
+    for s in snaps {
+        if let (Some(c), Some(b)) = (channels_per_core.get_mut(s.core), &s.app.bridge) {
+            *c = b.channels;
+        }
+    }
     Some(AppsReport {
         socket: cfg.socket.display().to_string(),
         role: cfg.role,
         hub: hub.stats(),
         channels,
         slots_lent,
+        channels_per_core,
     })
 }
 

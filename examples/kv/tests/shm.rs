@@ -1,8 +1,8 @@
 //! Host mode over shared memory: application processes (`kv-server --attach`,
 //! `kv-client --attach`) attached to host dataplanes on each side of a veth pair.
 //! Two server apps share the load and one is killed with SIGKILL mid-traffic; hosts are
-//! restarted under running apps; a process of another uid is refused (root; skips
-//! outside CI when not root).
+//! restarted under running apps; a process of another uid is refused; a two-core
+//! dataplane gets a server thread on each core (root; skips outside CI when not root).
 //!
 //! The hosts are `dataplane run` with a `[host.apps]` section; the tests read their
 //! counters over the control socket (what `dataplane stats --json` prints).
@@ -275,6 +275,7 @@ fn stats(ctl: &Path) -> Result<Value> {
         "pid": report.pid,
         "hub": apps.hub,
         "bridge": bridge,
+        "channels_per_core": apps.channels_per_core,
     }))
 }
 
@@ -542,5 +543,51 @@ fn other_uid_is_refused_and_firewall_runs_in_the_host() -> Result<()> {
         num(&v, "/bridge/chain_replied") == 200 && num(&v, "/bridge/requests") == 200,
         "{v}"
     );
+    Ok(())
+}
+
+#[test]
+fn a_two_core_dataplane_gives_each_core_a_server_thread() -> Result<()> {
+    if !require_root("a_two_core_dataplane_gives_each_core_a_server_thread") {
+        return Ok(());
+    }
+    let _serial = serial();
+    let s = Setup::new("shmcores")?;
+    // The server side polls two cores; idle cores yield (four busy processes may share
+    // two CPUs here).
+    let text = std::fs::read_to_string(&s.scfg)?.replace("cores = [1]", "cores = [0, 1]");
+    std::fs::write(&s.scfg, format!("{text}[engine]\nidle = \"yield\"\n"))?;
+    let _shost = s.server_host()?;
+    let _chost = s.client_host()?;
+    let app = Proc::spawn(
+        "app",
+        Command::new(SERVER)
+            .arg("--attach")
+            .arg(&s.ssock)
+            .args(["--threads", "2", "--json"]),
+    )?;
+    wait_stats(
+        &s.sstats,
+        "one server channel on each core",
+        Duration::from_secs(10),
+        |v| v.pointer("/channels_per_core") == Some(&serde_json::json!([1, 1])),
+    )?;
+    let out = s
+        .client_app("client", "set", 2000, 8)?
+        .wait_output(Duration::from_secs(30))?;
+    let out = json_line(&out)?;
+    ensure!(
+        num(&out, "/completed") == 2000 && num(&out, "/errors") == 0,
+        "client: {out}"
+    );
+    let v = wait_stats(
+        &s.sstats,
+        "responses counted",
+        Duration::from_secs(5),
+        |v| num(v, "/bridge/responses") >= 2000,
+    )?;
+    ensure!(num(&v, "/bridge/unavailable") == 0, "host: {v}");
+    let a = json_line(&app.finish()?)?;
+    ensure!(num(&a, "/sets") == 2000, "server app: {a}");
     Ok(())
 }

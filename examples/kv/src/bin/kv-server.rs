@@ -1,7 +1,7 @@
 //! kv-server: the seed's KV service on the flatrpc dataplane.
 //!
 //!   kv-server --config server.toml [--stats-period 1] [--json]
-//!   kv-server --attach SOCKET [--json]
+//!   kv-server --attach SOCKET [--threads N] [--json]
 //!
 //! With `--attach`, kv-server is an application process of a host dataplane
 //! (`dataplane run` with `[host.apps] role = "server"`): it serves the store over the
@@ -22,6 +22,7 @@ use clap::Parser;
 use dataplane::anf::InitCtx;
 use dataplane::config::Config;
 use dataplane::engine::{tables_from_config, CoreSnapshot, Engine};
+use kv_example::attach::AttachedServerStats;
 use kv_example::kv;
 use kv_example::server::{KvServer, ServerStats, Store};
 
@@ -38,6 +39,10 @@ struct Args {
     /// Serve through the host dataplane listening on this Unix socket instead.
     #[arg(long, conflicts_with = "config")]
     attach: Option<PathBuf>,
+    /// With --attach: serving threads, each with its own channel (the dataplane gives
+    /// each core one in turn: use as many as the dataplane has cores).
+    #[arg(long, default_value_t = 1, requires = "attach", value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
     /// Seconds between counter lines; 0 for none.
     #[arg(long, default_value_t = 0.0)]
     stats_period: f64,
@@ -69,15 +74,45 @@ fn sum(cores: &[CoreSnapshot<ServerStats>]) -> ServerStats {
     t
 }
 
-fn run_attached(socket: &std::path::Path, json: bool) -> Result<()> {
+fn run_attached(socket: &std::path::Path, threads: u16, json: bool) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("installing a signal handler")?;
     }
     let store = Store::default();
-    let st =
-        kv_example::attach::serve_attached(socket, &store, &stop, |e| eprintln!("kv-server: {e}"))?;
+    let results: Vec<Result<AttachedServerStats>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (store, stop) = (&store, &*stop);
+                s.spawn(move || {
+                    let r = kv_example::attach::serve_attached(socket, store, stop, |e| {
+                        eprintln!("kv-server[{t}]: {e}")
+                    });
+                    // One thread failing (e.g. the dataplane did not come back) ends all.
+                    if r.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    r
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a serving thread panicked")))
+            })
+            .collect()
+    });
+    let mut st = AttachedServerStats::default();
+    for r in results {
+        let r = r?;
+        st.gets += r.gets;
+        st.sets += r.sets;
+        st.app_errors += r.app_errors;
+        st.reattaches += r.reattaches;
+    }
     if json {
         println!("{}", serde_json::to_string(&st)?);
     } else {
@@ -91,7 +126,7 @@ fn run_attached(socket: &std::path::Path, json: bool) -> Result<()> {
 
 fn run(args: Args) -> Result<()> {
     if let Some(socket) = &args.attach {
-        return run_attached(socket, args.json);
+        return run_attached(socket, args.threads, args.json);
     }
     let config = args
         .config
