@@ -3,10 +3,12 @@
 //! with a fresh segment (sent as a descriptor, then unlinked from /dev/shm) or a
 //! refusal, and watches every attached application's socket for hangup with one `poll`.
 //!
-//! New and dead channels reach the polling cores over crossbeam channels (one per core,
-//! channels assigned round-robin); the cores only `try_recv`. This thread must never be
-//! on the packet path and never blocks longer than its poll timeout, except for at most
-//! [`HELLO_TIMEOUT_MS`] waiting for a connected peer's Hello.
+//! New and dead channels reach the polling cores over crossbeam channels (one per core;
+//! a channel goes to the core with the fewest of its role); the cores only `try_recv`.
+//! This thread must never be on the packet path and never blocks longer than its poll
+//! timeout: connected peers wait for their Hello in the same `poll` (at most
+//! [`MAX_PENDING`] of them, each for at most [`HELLO_TIMEOUT_MS`]), so a peer that never
+//! speaks delays nobody.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -29,6 +31,8 @@ static SEGMENT_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 pub const HELLO_TIMEOUT_MS: u16 = 1000;
 /// The control thread's poll period (how fast a stop or a hangup is noticed).
 pub const POLL_MS: u16 = 20;
+/// Connected peers waiting for their Hello at most; more are refused at once.
+pub const MAX_PENDING: usize = 64;
 
 /// What the hub accepts.
 #[derive(Debug, Clone)]
@@ -144,6 +148,7 @@ impl Hub {
             listener,
             txs,
             apps: HashMap::new(),
+            pending: Vec::new(),
             next_id: 1,
             stats: Arc::clone(&stats),
             me: nix::unistd::getuid().as_raw(),
@@ -200,6 +205,8 @@ struct Control {
     listener: OwnedFd,
     txs: Vec<Sender<ChannelEvent>>,
     apps: HashMap<u32, App>,
+    /// Connected peers whose Hello has not arrived, with their deadlines.
+    pending: Vec<(OwnedFd, std::time::Instant)>,
     next_id: u32,
     stats: Arc<HubStats>,
     me: u32,
@@ -219,6 +226,9 @@ impl Control {
                     fds.push(PollFd::new(a.sock.as_fd(), PollFlags::POLLIN));
                 }
             }
+            for (sock, _) in &self.pending {
+                fds.push(PollFd::new(sock.as_fd(), PollFlags::POLLIN));
+            }
             if nix::poll::poll(&mut fds, PollTimeout::from(POLL_MS)).is_err() {
                 continue;
             }
@@ -234,10 +244,28 @@ impl Control {
                     self.detach(*id);
                 }
             }
+            // Peers whose Hello arrived (or who hung up) are answered; late ones refused.
+            let now = std::time::Instant::now();
+            let first_pending = ids.len() + 1;
+            let pending = std::mem::take(&mut self.pending);
+            for (i, (sock, deadline)) in pending.into_iter().enumerate() {
+                if ready.get(first_pending + i).copied().unwrap_or(false) {
+                    self.attach(sock);
+                } else if now >= deadline {
+                    self.refuse(&sock, "no Hello in time");
+                } else {
+                    self.pending.push((sock, deadline));
+                }
+            }
             if ready.first().copied().unwrap_or(false) {
                 // Accept everything pending (the listener is non-blocking).
                 while let Ok(sock) = shm::accept(&self.listener) {
-                    self.attach(sock);
+                    if self.pending.len() >= MAX_PENDING {
+                        self.refuse(&sock, "too many attaches in progress");
+                        continue;
+                    }
+                    let wait = std::time::Duration::from_millis(u64::from(HELLO_TIMEOUT_MS));
+                    self.pending.push((sock, now + wait));
                 }
             }
         }
@@ -304,14 +332,9 @@ impl Control {
     }
 
     fn attach(&mut self, sock: OwnedFd) {
-        // Wait (bounded) for the Hello; it is read before any answer, even a refusal
-        // (closing a socket with unread data would reset the peer's connection instead
-        // of letting it read why).
-        let mut pfd = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
-        match nix::poll::poll(&mut pfd, PollTimeout::from(HELLO_TIMEOUT_MS)) {
-            Ok(n) if n > 0 => {}
-            _ => return self.refuse(&sock, "no Hello in time"),
-        }
+        // The Hello (the socket polled readable) is read before any answer, even a
+        // refusal (closing a socket with unread data would reset the peer's connection
+        // instead of letting it read why).
         let mut buf = [0u8; super::proto::MAX_MESSAGE + 1];
         let n = match socket::recv(sock.as_raw_fd(), &mut buf, socket::MsgFlags::MSG_DONTWAIT) {
             Ok(n) => n,
@@ -618,5 +641,42 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(hub.stats().refused, 1);
+    }
+
+    #[test]
+    fn a_silent_peer_delays_nobody_and_is_refused_in_time() {
+        let _one = one_at_a_time();
+        let (hub, rxs) = hub("silent");
+        let silent = socket::socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .expect("socket");
+        let addr = UnixAddr::new(hub.socket_path()).expect("addr");
+        socket::connect(silent.as_raw_fd(), &addr).expect("connect");
+        // Another application attaches meanwhile, long before the silent one's deadline.
+        let t0 = Instant::now();
+        let ch = AppChannel::attach(hub.socket_path(), Role::Client).expect("attach");
+        let ChannelEvent::Attached(_) = next(&rxs[0]) else {
+            panic!("want Attached");
+        };
+        assert!(
+            t0.elapsed() < Duration::from_millis(u64::from(HELLO_TIMEOUT_MS) / 2),
+            "the attach waited {:?} behind a silent peer",
+            t0.elapsed()
+        );
+        // The silent one hears why once its time is up.
+        let mut buf = [0u8; 600];
+        let (n, _, fd) = shm::recv_with_fd(&silent, &mut buf).expect("recv");
+        assert!(fd.is_none());
+        match Reply::decode(&buf[..n]) {
+            Ok(Reply::Refused { reason }) => assert!(reason.contains("no Hello"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(t0.elapsed() >= Duration::from_millis(u64::from(HELLO_TIMEOUT_MS) / 2));
+        assert_eq!((hub.stats().refused, hub.stats().live), (1, 1));
+        drop(ch);
     }
 }
