@@ -132,7 +132,7 @@ impl<S: HostedService> Host<S> {
             let rx = events
                 .get_mut(i)
                 .and_then(Option::take)
-                .unwrap_or_else(|| crossbeam::channel::never());
+                .unwrap_or_else(crossbeam::channel::never);
             let app = match (&cfg.host.apps, server) {
                 (None, _) => CoreApp::InProcess(svc.make_app(i, &tables)),
                 (Some(a), _) if a.role == AppRole::Server => {
