@@ -147,6 +147,9 @@ pub struct ShmServerBridge<H: ChainHook> {
     stats: BridgeStats,
     hang_timeout_ns: u64,
     scanned_at: u64,
+    /// Request arrival (the pass that received it) → the application's answer handed to
+    /// the transport.
+    latency: crate::stats::LatencyHistogram,
 }
 
 impl<H: ChainHook> ShmServerBridge<H> {
@@ -184,6 +187,7 @@ impl<H: ChainHook> ShmServerBridge<H> {
             stats: BridgeStats::default(),
             hang_timeout_ns: DEFAULT_HANG_TIMEOUT_NS,
             scanned_at: 0,
+            latency: crate::stats::LatencyHistogram::new(),
         }
     }
 
@@ -193,6 +197,15 @@ impl<H: ChainHook> ShmServerBridge<H> {
 
     pub fn hook_mut(&mut self) -> &mut H {
         &mut self.hook
+    }
+
+    /// Adds the latencies recorded since the last call to `into` and forgets them (no
+    /// allocation).
+    pub fn drain_latency_into(&mut self, into: &mut crate::stats::LatencyHistogram) {
+        if !self.latency.is_empty() {
+            into.merge(&self.latency);
+            self.latency.reset();
+        }
     }
 
     fn lent(&self) -> u64 {
@@ -290,6 +303,7 @@ impl<H: ChainHook> ShmServerBridge<H> {
             return;
         }
         let req = lent.req;
+        self.latency.record(now.saturating_sub(lent.at));
         if d.status != status::OK {
             let code = if d.status < crate::transport::ERROR_CODE_TRANSPORT_BASE {
                 d.status

@@ -138,12 +138,21 @@ impl<S: HostedService> HostApp<S> {
 
     /// The latencies recorded since the last handoff (for the final report).
     pub fn take_latency(&mut self) -> LatencyHistogram {
+        self.collect_bridge_latency();
         std::mem::take(&mut self.latency)
+    }
+
+    /// Moves what an attached-server bridge timed into this core's histogram.
+    fn collect_bridge_latency(&mut self) {
+        if let CoreApp::Serve(b) = &mut self.inner {
+            b.drain_latency_into(&mut self.latency);
+        }
     }
 
     /// Hands the histogram to the control thread if it has an empty one to give back
     /// and room to take this one; otherwise keeps recording into the same one.
     fn hand_off_latency(&mut self) {
+        self.collect_bridge_latency();
         if self.latency.is_empty() || self.links.latency_out.is_full() {
             return;
         }
@@ -164,8 +173,9 @@ impl<S: HostedService> HostApp<S> {
 impl<S: HostedService> App for HostApp<S> {
     type Stats = HostCoreStats<<S::App as App>::Stats>;
 
-    // Latency is recorded for requests answered on the core; an attached application's
-    // answers (`Deferred`) come back in a later pass and are not timed here.
+    // Latency is recorded here for requests answered on the core; an attached
+    // application's answers (`Deferred`) are timed by the bridge and collected at each
+    // handoff.
 
     fn on_request(
         &mut self,

@@ -276,6 +276,7 @@ fn stats(ctl: &Path) -> Result<Value> {
         "hub": apps.hub,
         "bridge": bridge,
         "channels_per_core": apps.channels_per_core,
+        "latency_count": report.totals.latency.count,
     }))
 }
 
@@ -587,6 +588,10 @@ fn a_two_core_dataplane_gives_each_core_a_server_thread() -> Result<()> {
         |v| num(v, "/bridge/responses") >= 2000,
     )?;
     ensure!(num(&v, "/bridge/unavailable") == 0, "host: {v}");
+    // The attached application's answers are timed too (published with the counters).
+    wait_stats(&s.sstats, "answers timed", Duration::from_secs(5), |v| {
+        num(v, "/latency_count") >= 2000
+    })?;
     let a = json_line(&app.finish()?)?;
     ensure!(num(&a, "/sets") == 2000, "server app: {a}");
     Ok(())
