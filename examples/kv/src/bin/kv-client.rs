@@ -178,22 +178,16 @@ fn run(args: Args) -> Result<bool> {
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
-        println!(
-            "kv-client: {} {} RPCs to {server}: {} completed, {} errors ({} denied, {} timeouts, {} other remote, {} other)",
-            r.count, serde_json::to_string(&r.op)?.trim_matches('"'), r.completed, r.errors, r.denied, r.timeouts, r.remote_errors, r.other_errors
+        let op = serde_json::to_string(&r.op)?;
+        print_text(
+            &format!(
+                "kv-client: {} {} RPCs to {server}",
+                r.count,
+                op.trim_matches('"')
+            ),
+            "",
+            &r,
         );
-        if r.completed > 0 {
-            println!(
-                "  {:.0} RPC/s over {:.3} s; latency us p50 {:.1} p90 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}",
-                r.rps, r.seconds, r.p50_us, r.p90_us, r.p99_us, r.p999_us, r.max_us
-            );
-        }
-        if r.gets_found + r.gets_not_found > 0 {
-            println!(
-                "  GETs: {} found, {} not found, {} mismatched values",
-                r.gets_found, r.gets_not_found, r.mismatches
-            );
-        }
     }
     if r.connect_failed {
         bail!("could not open a session to {server}");
@@ -207,6 +201,27 @@ fn run(args: Args) -> Result<bool> {
         );
     }
     Ok(true)
+}
+
+/// The human-readable outcome: `head: N completed, ...tail`, rate and latency, and the
+/// GETs' read-back check.
+fn print_text(head: &str, tail: &str, r: &Report) {
+    println!(
+        "{head}: {} completed, {} errors ({} denied, {} timeouts, {} other remote, {} other){tail}",
+        r.completed, r.errors, r.denied, r.timeouts, r.remote_errors, r.other_errors
+    );
+    if r.completed > 0 {
+        println!(
+            "  {:.0} RPC/s over {:.3} s; latency us p50 {:.1} p90 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}",
+            r.rps, r.seconds, r.p50_us, r.p90_us, r.p99_us, r.p999_us, r.max_us
+        );
+    }
+    if r.gets_found + r.gets_not_found > 0 {
+        println!(
+            "  GETs: {} found, {} not found, {} mismatched values",
+            r.gets_found, r.gets_not_found, r.mismatches
+        );
+    }
 }
 
 fn run_attached(args: &Args, socket: &std::path::Path) -> Result<bool> {
@@ -240,16 +255,11 @@ fn run_attached(args: &Args, socket: &std::path::Path) -> Result<bool> {
         }
         println!("{v}");
     } else {
-        println!(
-            "kv-client (attached): {} completed, {} errors ({} denied, {} timeouts, {} other remote, {} other), {} reattaches",
-            r.completed, r.errors, r.denied, r.timeouts, r.remote_errors, r.other_errors, reattaches
+        print_text(
+            "kv-client (attached)",
+            &format!(", {reattaches} reattaches"),
+            &r,
         );
-        if r.completed > 0 {
-            println!(
-                "  {:.0} RPC/s over {:.3} s; latency us p50 {:.1} p90 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}",
-                r.rps, r.seconds, r.p50_us, r.p90_us, r.p99_us, r.p999_us, r.max_us
-            );
-        }
     }
     Ok(true)
 }
