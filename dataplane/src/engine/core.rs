@@ -190,16 +190,16 @@ impl<P: Port, A: App> Core<P, A> {
 
     fn receive(&mut self, t: Instant) -> usize {
         let n = self.port.rx_burst(&mut self.rx, MAX_BURST);
+        // ARP replies are written here; only the bytes `receive` reports are sent.
+        let mut reply = [0u8; 64];
         for buf in self.rx.drain(..) {
-            let mut reply = [0u8; 64];
-            match self.net.receive(buf.data(), &mut reply) {
+            let data = buf.data();
+            match self.net.receive(data, &mut reply) {
                 Rx::Rpc { peer, offset } => {
                     // Drops are counted by reason in the transport's stats.
-                    let _ = self.endpoint.handle_packet(
-                        t,
-                        peer,
-                        buf.data().get(offset..).unwrap_or(&[]),
-                    );
+                    let _ = self
+                        .endpoint
+                        .handle_packet(t, peer, data.get(offset..).unwrap_or(&[]));
                 }
                 Rx::Reply { len } => {
                     if let Some(mut out) = self.port.alloc() {

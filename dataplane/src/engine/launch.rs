@@ -12,13 +12,13 @@ use std::thread::JoinHandle;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::config::{BackendKind, Config, RxRingKind};
+use crate::config::{BackendKind, Config, RxRingKind, UdpChecksumMode};
 use crate::port::afpacket::{AfPacket, AfPacketConfig, RxRing};
 use crate::port::tap::{Tap, TapConfig};
 use crate::port::Port;
 use crate::stats::pcap::{Capture, CapturePort};
 use crate::transport::{ClassTable, Endpoint, TransportConfig};
-use crate::wire::MacAddr;
+use crate::wire::{MacAddr, UdpChecksum};
 
 use super::clock::Clock;
 use super::core::{App, Core, CoreSnapshot};
@@ -254,7 +254,11 @@ impl<A: App + 'static> Engine<A> {
                 .ok_or_else(|| anyhow!("`cores`: no core for queue {i}"))?;
             let endpoint = Endpoint::new(spec.transport.clone(), spec.classes.clone())
                 .map_err(|e| anyhow!("transport configuration: {e}"))?;
-            let net = NetStack::new(mac, cfg.net.ip, cfg.net.udp_port, &neighbors);
+            let mut net = NetStack::new(mac, cfg.net.ip, cfg.net.udp_port, &neighbors);
+            net.udp_checksum = match cfg.net.udp_checksum {
+                UdpChecksumMode::Full => UdpChecksum::Full,
+                UdpChecksumMode::Zero => UdpChecksum::Zero,
+            };
             let app = make_app(i);
             let core_stop = Arc::clone(&stop);
             let init = thread_init.clone();

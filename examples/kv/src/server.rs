@@ -2,7 +2,9 @@
 //! session tracker) in front of a key-value store, answering each RPC run-to-completion.
 //!
 //! The store is shared by all cores (`Arc<RwLock<..>>`, uncontended with one core) so a
-//! GET on one core sees a SET made through another. The server also checks what the
+//! GET on one core sees a SET made through another. It hashes keys with foldhash (a
+//! fast, randomly seeded hasher) rather than std's SipHash, which cost ~10% of a GET;
+//! lookups borrow the key from the request (no allocation). The server also checks what the
 //! transport promises: it counts reliable-ordered SETs of a session that arrive with an
 //! RPC id not above the last one it executed (a duplicate or out-of-order execution).
 
@@ -16,7 +18,10 @@ use dataplane::transport::{error_code, RequestRef};
 use crate::kv;
 
 /// The data, shared by every core.
-pub type Store = Arc<RwLock<HashMap<Vec<u8>, Vec<u8>>>>;
+pub type Store = Arc<RwLock<StoreMap>>;
+
+/// The map behind a [`Store`].
+pub type StoreMap = HashMap<Vec<u8>, Vec<u8>, foldhash::fast::RandomState>;
 
 /// The server's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -77,7 +82,7 @@ pub struct KvServer {
     ctx: RpcCtx,
     stats: ServerStats,
     /// Last executed SET rpc id per session (for the ordering check).
-    last_set: HashMap<u64, u32>,
+    last_set: HashMap<u64, u32, foldhash::fast::RandomState>,
 }
 
 impl KvServer {
@@ -87,7 +92,7 @@ impl KvServer {
             store,
             ctx: RpcCtx::default(),
             stats: ServerStats::default(),
-            last_set: HashMap::new(),
+            last_set: HashMap::default(),
         }
     }
 
