@@ -48,15 +48,23 @@ pub fn sum(data: &[u8]) -> u16 {
     for c in &mut words {
         a += u128::from(word(c));
     }
-    let rest = words.remainder();
-    if !rest.is_empty() {
-        // The tail starts at an even offset: zero-padding it keeps byte parity.
-        let mut tail = [0u8; 8];
-        if let Some(t) = tail.get_mut(..rest.len()) {
-            t.copy_from_slice(rest);
-        }
-        b += u128::from(u64::from_ne_bytes(tail));
+    // The 0..=7 tail bytes start at an even offset, so 4-, 2- and 1-byte pieces keep
+    // their 16-bit lanes (a lone last byte is the high-order half of a zero-padded
+    // word). Loaded piecewise: a padded copy would stall on store forwarding.
+    let mut rest = words.remainder();
+    let mut tail = 0u64;
+    if let Some((w, r)) = rest.split_first_chunk::<4>() {
+        tail += u64::from(u32::from_ne_bytes(*w));
+        rest = r;
     }
+    if let Some((w, r)) = rest.split_first_chunk::<2>() {
+        tail += u64::from(u16::from_ne_bytes(*w));
+        rest = r;
+    }
+    if let Some(&last) = rest.first() {
+        tail += u64::from(u16::from_ne_bytes([last, 0]));
+    }
+    b += u128::from(tail);
     // Native words were summed; on little-endian hosts the result is byte-swapped.
     u16::from_be(fold(a + b))
 }
