@@ -78,17 +78,16 @@ pub fn add(a: u16, b: u16) -> u16 {
 /// The folded sum of the IPv4 pseudo-header for `protocol` and an upper-layer
 /// `length` (UDP: the UDP length field).
 pub fn ipv4_pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u16 {
-    let s = src.octets();
-    let d = dst.octets();
-    let words = [
-        u16::from_be_bytes([s[0], s[1]]),
-        u16::from_be_bytes([s[2], s[3]]),
-        u16::from_be_bytes([d[0], d[1]]),
-        u16::from_be_bytes([d[2], d[3]]),
-        u16::from(protocol),
-        length,
-    ];
-    words.iter().fold(0, |acc, &w| add(acc, w))
+    // Six 16-bit words fit a u32 without overflow: add them, fold once.
+    let s = u32::from(src);
+    let d = u32::from(dst);
+    let acc = u64::from(s >> 16)
+        + u64::from(s & 0xffff)
+        + u64::from(d >> 16)
+        + u64::from(d & 0xffff)
+        + u64::from(protocol)
+        + u64::from(length);
+    fold(u128::from(acc))
 }
 
 /// The checksum field value for data whose folded sum is `sum` (its complement).
@@ -181,5 +180,26 @@ mod tests {
         let dst = Ipv4Addr::new(10, 77, 0, 2);
         let bytes = [10, 77, 0, 1, 10, 77, 0, 2, 0, 17, 0x01, 0x2c];
         assert_eq!(ipv4_pseudo_header(src, dst, 17, 300), reference_sum(&bytes));
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(17);
+        for i in 0..2000 {
+            let (s, d): (u32, u32) = if i == 0 {
+                (!0, !0)
+            } else {
+                (rng.gen(), rng.gen())
+            };
+            let (p, len): (u8, u16) = if i == 0 {
+                (!0, !0)
+            } else {
+                (rng.gen(), rng.gen())
+            };
+            let mut b = Vec::with_capacity(12);
+            b.extend(s.to_be_bytes());
+            b.extend(d.to_be_bytes());
+            b.extend([0, p]);
+            b.extend(len.to_be_bytes());
+            let got = ipv4_pseudo_header(Ipv4Addr::from(s), Ipv4Addr::from(d), p, len);
+            assert_eq!(got, reference_sum(&b), "{s:x} {d:x} {p} {len}");
+        }
     }
 }
