@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
     --only) only="$2"; shift 2 ;;
     --count) kvlat_count="$2"; shift 2 ;;
     --rpc-seconds) rpc_secs="$2"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
