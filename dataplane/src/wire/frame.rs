@@ -311,6 +311,22 @@ pub fn fuzz_check_l2l4(data: &[u8]) {
                 assert_eq!(len, Ok(PAYLOAD_OFFSET + parsed.payload.len()));
                 let again = parse_udp_ipv4(&rebuilt[..PAYLOAD_OFFSET + parsed.payload.len()]);
                 assert_eq!(again, Ok(parsed), "UDP/IPv4 frame must round-trip");
+                // The per-peer template writes the very same bytes.
+                let mut templated = rebuilt;
+                let n = PAYLOAD_OFFSET + parsed.payload.len();
+                let t = UdpIpv4Template::new(&parsed.header());
+                let len = t.write(
+                    &mut templated,
+                    parsed.ip_id,
+                    parsed.payload.len(),
+                    UdpChecksum::Full,
+                );
+                assert_eq!(len, Ok(n));
+                assert_eq!(
+                    templated[..n],
+                    rebuilt[..n],
+                    "template and builder must agree"
+                );
             }
         }
     }
