@@ -98,6 +98,15 @@ impl Mbuf {
         self.raw().ol_flags
     }
 
+    /// Clears the offload flags (e.g. those a PMD set on receive, before the mbuf is
+    /// reused for transmission). Every mbuf handled here is direct, so no
+    /// `RTE_MBUF_F_INDIRECT`/`EXTERNAL` bit is lost.
+    #[inline]
+    pub fn clear_ol_flags(&mut self) {
+        // SAFETY: we own a valid mbuf (from_raw contract); ol_flags is a plain integer.
+        unsafe { self.0.as_mut() }.ol_flags = 0;
+    }
+
     /// Asks the device to compute the UDP checksum of this IPv4 frame on transmit
     /// (`RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_UDP_CKSUM`, with the header lengths); the
     /// UDP checksum field must hold the pseudo-header sum. Only for a device with

@@ -152,11 +152,11 @@ impl Port for DpdkPort {
         if total == 0 {
             return 0;
         }
-        if self.tx_udp_cksum {
-            for b in bufs.iter_mut() {
-                if is_plain_udp_ipv4(b.data()) {
-                    b.request_tx_udp_checksum(14, 20);
-                }
+        // Buffers may be reused received ones: drop their receive flags.
+        for b in bufs.iter_mut() {
+            b.clear_ol_flags();
+            if self.tx_udp_cksum && is_plain_udp_ipv4(b.data()) {
+                b.request_tx_udp_checksum(14, 20);
             }
         }
         let base = bufs.as_mut_ptr();

@@ -222,7 +222,9 @@ impl UdpIpv4<'_> {
 /// Checks, in order: Ethernet length and tag, ethertype IPv4, IPv4 structure (version,
 /// IHL, total length), IPv4 header checksum, fragment, protocol UDP, UDP length, UDP
 /// checksum. The first failure is returned.
-#[inline]
+// Inlined into the engine's receive path: returned by value, the struct's fields were
+// reloaded with other widths than they were stored with (a store-forwarding stall).
+#[inline(always)]
 pub fn parse_udp_ipv4(frame: &[u8]) -> Result<UdpIpv4<'_>, WireError> {
     let eth = EthernetFrame::new_checked(frame)?;
     if eth.ethertype() != EtherType::IPV4 {
