@@ -109,6 +109,19 @@ pub struct NetConfig {
     pub mac: Option<MacAddr>,
     #[serde(default)]
     pub neighbors: Vec<Neighbor>,
+    /// UDP checksum of sent frames: "full" (default) or "zero" (none, RFC 768).
+    /// Received zero checksums are accepted either way.
+    #[serde(default)]
+    pub udp_checksum: UdpChecksumMode,
+}
+
+/// `[net] udp_checksum`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UdpChecksumMode {
+    #[default]
+    Full,
+    Zero,
 }
 
 fn default_udp_port() -> u16 {
@@ -461,6 +474,13 @@ rules = { alice = "allow" }
         assert_eq!(c.net.neighbors[0].mac.to_string(), "02:00:00:00:00:02");
         assert_eq!(c.transport.rto_us, Some(500));
         assert!(c.tables.contains_key("firewall"));
+        assert_eq!(c.net.udp_checksum, UdpChecksumMode::Full);
+        let c = Config::parse(
+            &GOOD.replace("[net]", "[net]\nudp_checksum = \"zero\""),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.net.udp_checksum, UdpChecksumMode::Zero);
     }
 
     #[test]
@@ -533,6 +553,10 @@ rules = { alice = "allow" }
             (
                 format!("{GOOD}\n[host.apps]\nsocket = \"/s\"\nrole = \"server\"\nallow_uid = [1]"),
                 "allow_uid",
+            ),
+            (
+                GOOD.replace("[net]", "[net]\nudp_checksum = \"none\""),
+                "udp_checksum",
             ),
         ];
         for (text, key) in cases {

@@ -24,6 +24,10 @@ static PORTS_IN_USE: Mutex<[bool; sys::RTE_MAX_ETHPORTS as usize]> =
 const RSS_WANTED: u64 =
     sys::FLATRPC_ETH_RSS_IP | sys::FLATRPC_ETH_RSS_UDP | sys::FLATRPC_ETH_RSS_TCP;
 
+/// `RTE_ETH_TX_OFFLOAD_UDP_CKSUM` (`RTE_BIT64(2)` in rte_ethdev.h, a macro bindgen
+/// cannot evaluate; stable across DPDK releases since 21.11).
+pub const TX_OFFLOAD_UDP_CKSUM: u64 = 1 << 2;
+
 /// How to set up a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EthConfig {
@@ -114,6 +118,8 @@ struct DevShared {
     tx_desc: u16,
     rss_hf: u64,
     rss_supported: u64,
+    /// UDP checksum offload enabled on the transmit queues.
+    tx_udp_cksum: bool,
     driver: String,
     pool: Arc<Mempool>,
     /// Queue pairs handed out to pollers.
@@ -253,6 +259,11 @@ impl EthDev {
                 conf.rxmode.offloads |= sys::FLATRPC_ETH_RX_OFFLOAD_RSS_HASH;
             }
         }
+        // Enabled whenever offered: it only acts on mbufs that ask for it (ol_flags).
+        let tx_udp_cksum = info.tx_offload_capa & TX_OFFLOAD_UDP_CKSUM != 0;
+        if tx_udp_cksum {
+            conf.txmode.offloads |= TX_OFFLOAD_UDP_CKSUM;
+        }
         // SAFETY: valid port, queue counts within the device's limits, conf initialised.
         let rc =
             unsafe { sys::rte_eth_dev_configure(port_id, cfg.rx_queues, cfg.tx_queues, &conf) };
@@ -349,6 +360,7 @@ impl EthDev {
                 tx_desc,
                 rss_hf,
                 rss_supported: info.flow_type_rss_offloads,
+                tx_udp_cksum,
                 driver: c_str(info.driver_name),
                 pool,
                 claimed: Mutex::new(vec![false; usize::from(cfg.rx_queues.min(cfg.tx_queues))]),
@@ -397,6 +409,12 @@ impl EthDev {
     /// device without RSS.
     pub fn rss_hash_functions_supported(&self) -> u64 {
         self.shared.rss_supported
+    }
+
+    /// Whether the transmit queues compute UDP checksums for mbufs flagged
+    /// `RTE_MBUF_F_TX_UDP_CKSUM` (the device offers `RTE_ETH_TX_OFFLOAD_UDP_CKSUM`).
+    pub fn tx_udp_checksum_offload(&self) -> bool {
+        self.shared.tx_udp_cksum
     }
 
     /// The PMD's name (`net_null`, `net_ring`, `mlx5_pci`...).

@@ -98,6 +98,36 @@ impl Mbuf {
         self.raw().ol_flags
     }
 
+    /// Clears the offload flags (e.g. those a PMD set on receive, before the mbuf is
+    /// reused for transmission). Every mbuf handled here is direct, so no
+    /// `RTE_MBUF_F_INDIRECT`/`EXTERNAL` bit is lost.
+    #[inline]
+    pub fn clear_ol_flags(&mut self) {
+        // SAFETY: we own a valid mbuf (from_raw contract); ol_flags is a plain integer.
+        unsafe { self.0.as_mut() }.ol_flags = 0;
+    }
+
+    /// Asks the device to compute the UDP checksum of this IPv4 frame on transmit
+    /// (`RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_UDP_CKSUM`, with the header lengths); the
+    /// UDP checksum field must hold the pseudo-header sum. Only for a device with
+    /// `RTE_ETH_TX_OFFLOAD_UDP_CKSUM` enabled.
+    #[inline]
+    pub fn request_tx_udp_checksum(&mut self, l2_len: u8, l3_len: u8) {
+        // SAFETY: we own a valid mbuf (from_raw contract) and nobody else touches it while
+        // we hold it; ol_flags and the tx_offload bitfields are plain integers.
+        let m = unsafe { self.0.as_mut() };
+        m.ol_flags |= dpdk_sys::RTE_MBUF_F_TX_IPV4 | dpdk_sys::RTE_MBUF_F_TX_UDP_CKSUM;
+        // SAFETY: the tx_offload union's bitfield view is plain integers too.
+        unsafe {
+            m.__bindgen_anon_3
+                .__bindgen_anon_1
+                .set_l2_len(u64::from(l2_len));
+            m.__bindgen_anon_3
+                .__bindgen_anon_1
+                .set_l3_len(u64::from(l3_len));
+        }
+    }
+
     /// Packet type (`RTE_PTYPE_*`) the PMD recognised, 0 if unknown.
     #[inline]
     pub fn packet_type(&self) -> u32 {

@@ -6,7 +6,9 @@
 //! on the spot, run-to-completion) → fire due timers → let the application issue calls →
 //! drain the transport's packets into frames and transmit one burst. Nothing allocates
 //! per packet; the only copy is of an RPC's payload into the core's scratch buffer, which
-//! the ANF chain may rewrite in place.
+//! the ANF chain may rewrite in place. Received buffers, once handled, are kept (up to a
+//! burst of them) and reused for the next frames sent, as a forwarder would, instead of
+//! being freed to the pool and allocated again.
 
 use std::sync::{Arc, Mutex};
 
@@ -114,6 +116,10 @@ pub struct Core<P: Port, A: App> {
     clock: Clock,
     rx: Vec<P::Buf>,
     tx: Vec<P::Buf>,
+    /// Handled receive buffers, reused for transmission (at most `MAX_BURST`).
+    spare: Vec<P::Buf>,
+    /// Capacity a spare needs to hold any packet the transport may emit.
+    spare_min_capacity: usize,
     scratch: Vec<u8>,
     resp: Vec<u8>,
     passes: u64,
@@ -138,6 +144,7 @@ impl<P: Port, A: App> Core<P, A> {
         clock: Clock,
     ) -> Self {
         let max = endpoint.config().max_message_size;
+        let spare_min_capacity = RPC_OFFSET + endpoint.config().max_packet_len();
         Core {
             index,
             port,
@@ -147,6 +154,8 @@ impl<P: Port, A: App> Core<P, A> {
             clock,
             rx: Vec::with_capacity(MAX_BURST),
             tx: Vec::with_capacity(MAX_BURST),
+            spare: Vec::with_capacity(MAX_BURST),
+            spare_min_capacity,
             scratch: vec![0; max],
             resp: vec![0; max],
             passes: 0,
@@ -206,16 +215,16 @@ impl<P: Port, A: App> Core<P, A> {
 
     fn receive(&mut self, t: Instant) -> usize {
         let n = self.port.rx_burst(&mut self.rx, MAX_BURST);
+        // ARP replies are written here; only the bytes `receive` reports are sent.
+        let mut reply = [0u8; 64];
         for buf in self.rx.drain(..) {
-            let mut reply = [0u8; 64];
-            match self.net.receive(buf.data(), &mut reply) {
+            let data = buf.data();
+            match self.net.receive(data, &mut reply) {
                 Rx::Rpc { peer, offset } => {
                     // Drops are counted by reason in the transport's stats.
-                    let _ = self.endpoint.handle_packet(
-                        t,
-                        peer,
-                        buf.data().get(offset..).unwrap_or(&[]),
-                    );
+                    let _ = self
+                        .endpoint
+                        .handle_packet(t, peer, data.get(offset..).unwrap_or(&[]));
                 }
                 Rx::Reply { len } => {
                     if let Some(mut out) = self.port.alloc() {
@@ -226,8 +235,17 @@ impl<P: Port, A: App> Core<P, A> {
                 }
                 Rx::Consumed | Rx::Dropped(_) => {}
             }
+            if self.spare.len() < MAX_BURST && buf.capacity() >= self.spare_min_capacity {
+                self.spare.push(buf);
+            }
         }
         n
+    }
+
+    /// A buffer to send from: a spare received one, else a fresh one from the port.
+    #[inline]
+    fn tx_buf(&mut self) -> Option<P::Buf> {
+        self.spare.pop().or_else(|| self.port.alloc())
     }
 
     fn drain_events(&mut self, now: u64) {
@@ -283,7 +301,7 @@ impl<P: Port, A: App> Core<P, A> {
     fn transmit(&mut self, now: u64) -> usize {
         let t = Instant::from_nanos(now);
         while self.tx.len() < MAX_BURST && self.endpoint.has_transmit() {
-            let Some(mut buf) = self.port.alloc() else {
+            let Some(mut buf) = self.tx_buf() else {
                 break;
             };
             let cap = buf.capacity();
@@ -300,7 +318,10 @@ impl<P: Port, A: App> Core<P, A> {
             let flen = match self.net.emit(now, peer, frame, len) {
                 Ok(flen) => flen,
                 Err(Some(arp_len)) => arp_len,
-                Err(None) => continue,
+                Err(None) => {
+                    self.spare.push(buf);
+                    continue;
+                }
             };
             if buf.set_len(flen).is_ok() {
                 self.tx.push(buf);

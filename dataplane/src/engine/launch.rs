@@ -12,13 +12,13 @@ use std::thread::JoinHandle;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::config::{BackendKind, Config, RxRingKind};
+use crate::config::{BackendKind, Config, RxRingKind, UdpChecksumMode};
 use crate::port::afpacket::{AfPacket, AfPacketConfig, RxRing};
 use crate::port::tap::{Tap, TapConfig};
 use crate::port::Port;
 use crate::stats::pcap::{Capture, CapturePort};
 use crate::transport::{ClassTable, Endpoint, TransportConfig};
-use crate::wire::MacAddr;
+use crate::wire::{MacAddr, UdpChecksum};
 
 use super::clock::Clock;
 use super::core::{App, Core, CoreSnapshot};
@@ -109,6 +109,7 @@ impl<A: App + 'static> Engine<A> {
                     available,
                     make_app,
                     || Ok(()),
+                    false,
                 )
             }
             BackendKind::Tap => {
@@ -127,6 +128,7 @@ impl<A: App + 'static> Engine<A> {
                     available,
                     make_app,
                     || Ok(()),
+                    false,
                 )
             }
             BackendKind::Dpdk => Self::start_dpdk(cfg, &spec, stop, capture, available, make_app),
@@ -170,9 +172,12 @@ impl<A: App + 'static> Engine<A> {
             },
         )
         .with_context(|| format!("configuring DPDK port {port_id}"))?;
-        let ports = (0..q)
+        let mut ports = (0..q)
             .map(|i| DpdkPort::new(&dev, i))
             .collect::<Result<Vec<_>, _>>()?;
+        // Full UDP checksums are left to the device when it offers to compute them.
+        let tx_offload = cfg.net.udp_checksum == UdpChecksumMode::Full
+            && ports.iter_mut().all(|p| p.enable_tx_udp_checksum_offload());
         Self::spawn(
             cfg,
             spec,
@@ -185,6 +190,7 @@ impl<A: App + 'static> Engine<A> {
                 eal.register_thread()
                     .context("registering a polling thread with EAL")
             },
+            tx_offload,
         )
     }
 
@@ -210,6 +216,7 @@ impl<A: App + 'static> Engine<A> {
         available: Vec<core_affinity::CoreId>,
         make_app: impl FnMut(usize) -> A,
         thread_init: impl Fn() -> Result<G> + Send + Sync + Clone + 'static,
+        tx_offload: bool,
     ) -> Result<Engine<A>>
     where
         P: Port + 'static,
@@ -220,12 +227,32 @@ impl<A: App + 'static> Engine<A> {
                     .into_iter()
                     .map(|p| CapturePort::new(p, Arc::clone(&c)))
                     .collect();
-                Self::spawn_ports(cfg, spec, stop, ports, available, make_app, thread_init)
+                Self::spawn_ports(
+                    cfg,
+                    spec,
+                    stop,
+                    ports,
+                    available,
+                    make_app,
+                    thread_init,
+                    tx_offload,
+                )
             }
-            None => Self::spawn_ports(cfg, spec, stop, ports, available, make_app, thread_init),
+            None => Self::spawn_ports(
+                cfg,
+                spec,
+                stop,
+                ports,
+                available,
+                make_app,
+                thread_init,
+                tx_offload,
+            ),
         }
     }
 
+    /// `tx_offload`: the ports finish UDP checksums (DPDK offload enabled on every one).
+    #[allow(clippy::too_many_arguments)]
     fn spawn_ports<P, G>(
         cfg: &Config,
         spec: &EngineSpec,
@@ -234,6 +261,7 @@ impl<A: App + 'static> Engine<A> {
         available: Vec<core_affinity::CoreId>,
         mut make_app: impl FnMut(usize) -> A,
         thread_init: impl Fn() -> Result<G> + Send + Sync + Clone + 'static,
+        tx_offload: bool,
     ) -> Result<Engine<A>>
     where
         P: Port + 'static,
@@ -254,7 +282,12 @@ impl<A: App + 'static> Engine<A> {
                 .ok_or_else(|| anyhow!("`cores`: no core for queue {i}"))?;
             let endpoint = Endpoint::new(spec.transport.clone(), spec.classes.clone())
                 .map_err(|e| anyhow!("transport configuration: {e}"))?;
-            let net = NetStack::new(mac, cfg.net.ip, cfg.net.udp_port, &neighbors);
+            let mut net = NetStack::new(mac, cfg.net.ip, cfg.net.udp_port, &neighbors);
+            net.udp_checksum = match cfg.net.udp_checksum {
+                UdpChecksumMode::Full if tx_offload => UdpChecksum::Offload,
+                UdpChecksumMode::Full => UdpChecksum::Full,
+                UdpChecksumMode::Zero => UdpChecksum::Zero,
+            };
             let app = make_app(i);
             let idle = cfg.engine.idle;
             let core_stop = Arc::clone(&stop);

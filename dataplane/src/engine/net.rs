@@ -4,14 +4,18 @@
 //! config, entries learned from ARP and gleaned from well-formed UDP frames addressed to
 //! us — and the per-reason drop counters of frames that never reach the transport. It
 //! answers ARP requests for our address and asks for unknown neighbours (rate limited).
-//! It never allocates after construction and never panics on any frame.
+//! It never allocates after construction and never panics on any frame. Frames to the
+//! last peer sent to are built from a cached [`UdpIpv4Template`] (dropped whenever the
+//! neighbour table changes), with the UDP checksum as [`NetStack::udp_checksum`] says.
 
 use std::net::Ipv4Addr;
 
 use crate::wire::arp::{parse_arp_frame, ArpOperation, ArpRepr};
 use crate::wire::ethernet::{EtherType, EthernetFrame};
 use crate::wire::frame::PAYLOAD_OFFSET;
-use crate::wire::{build_udp_ipv4, parse_udp_ipv4, MacAddr, UdpIpv4Header, WireError};
+use crate::wire::{
+    parse_udp_ipv4, MacAddr, UdpChecksum, UdpIpv4Header, UdpIpv4Template, WireError,
+};
 
 /// An RPC peer: IPv4 address and UDP port (the transport's address type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -132,6 +136,10 @@ pub struct NetStack {
     neighbors: Vec<Neighbor>,
     next_evict: usize,
     ip_id: u16,
+    /// How transmitted frames get their UDP checksum (default: computed in full).
+    pub udp_checksum: UdpChecksum,
+    /// The last peer sent to and its prepared headers (MAC included).
+    last: Option<(Peer, UdpIpv4Template)>,
     pub counters: NetCounters,
 }
 
@@ -153,6 +161,8 @@ impl NetStack {
             neighbors,
             next_evict: 0,
             ip_id: 0,
+            udp_checksum: UdpChecksum::Full,
+            last: None,
             counters: NetCounters::default(),
         }
     }
@@ -170,8 +180,9 @@ impl NetStack {
             return;
         }
         if let Some(n) = self.neighbors.iter_mut().find(|n| n.ip == ip) {
-            if !n.fixed {
+            if !n.fixed && n.mac != mac {
                 n.mac = mac;
+                self.last = None;
             }
             return;
         }
@@ -184,6 +195,7 @@ impl NetStack {
     }
 
     fn insert(&mut self, n: Neighbor) {
+        self.last = None;
         if self.neighbors.len() < NEIGHBOR_CAPACITY {
             self.neighbors.push(n);
             return;
@@ -290,12 +302,20 @@ impl NetStack {
         frame: &mut [u8],
         payload_len: usize,
     ) -> Result<usize, Option<usize>> {
+        if let Some((p, t)) = &self.last {
+            if *p == peer {
+                self.ip_id = self.ip_id.wrapping_add(1);
+                return t
+                    .write(frame, self.ip_id, payload_len, self.udp_checksum)
+                    .map_err(|_| None);
+            }
+        }
         let Some(dst_mac) = self.neighbor(peer.ip) else {
             self.counters.tx_no_neighbor += 1;
             return Err(self.arp_request(now, peer.ip, frame));
         };
         self.ip_id = self.ip_id.wrapping_add(1);
-        let hdr = UdpIpv4Header {
+        let t = UdpIpv4Template::new(&UdpIpv4Header {
             src_mac: self.mac,
             dst_mac,
             src_ip: self.ip,
@@ -303,9 +323,13 @@ impl NetStack {
             src_port: self.udp_port,
             dst_port: peer.port,
             ttl: 64,
-            ip_id: self.ip_id,
-        };
-        build_udp_ipv4(frame, &hdr, payload_len).map_err(|_| None)
+            ip_id: 0,
+        });
+        let len = t
+            .write(frame, self.ip_id, payload_len, self.udp_checksum)
+            .map_err(|_| None);
+        self.last = Some((peer, t));
+        len
     }
 
     fn arp_request(&mut self, now: u64, ip: Ipv4Addr, frame: &mut [u8]) -> Option<usize> {
@@ -335,6 +359,7 @@ pub const RPC_OFFSET: usize = PAYLOAD_OFFSET;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::build_udp_ipv4;
 
     const ME: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const YOU: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -463,6 +488,54 @@ mod tests {
             (p.dst_mac, p.dst_ip, p.dst_port, p.src_port),
             (your_mac(), YOU, 9, 7000)
         );
+    }
+
+    #[test]
+    fn udp_checksum_zero_round_trips_and_cached_headers_follow_the_neighbor() {
+        let mut a = NetStack::new(my_mac(), ME, 7000, &[(YOU, your_mac())]);
+        let mut b = NetStack::new(your_mac(), YOU, 5555, &[]);
+        let mut r = [0u8; 64];
+        let to_b = Peer {
+            ip: YOU,
+            port: 5555,
+        };
+        for mode in [UdpChecksum::Zero, UdpChecksum::Full, UdpChecksum::Zero] {
+            a.udp_checksum = mode;
+            let mut f = vec![0u8; 128];
+            f[RPC_OFFSET..RPC_OFFSET + 5].copy_from_slice(b"hello");
+            let len = a.emit(0, to_b, &mut f, 5).unwrap();
+            let zero = f[40..42] == [0, 0];
+            assert_eq!(zero, mode == UdpChecksum::Zero);
+            let peer = Peer { ip: ME, port: 7000 };
+            assert_eq!(b.receive(&f[..len], &mut r), Rx::Rpc { peer, offset: 42 });
+            // A corrupted payload passes only without a checksum.
+            f[RPC_OFFSET] ^= 0x40;
+            let got = b.receive(&f[..len], &mut r);
+            if zero {
+                assert_eq!(got, Rx::Rpc { peer, offset: 42 });
+            } else {
+                assert_eq!(got, Rx::Dropped(NetDrop::Wire(WireError::BadUdpChecksum)));
+            }
+        }
+        // The cached headers of a learned neighbour follow its new MAC.
+        let mut c = NetStack::new(my_mac(), ME, 7000, &[]);
+        let first = udp(my_mac(), ME, 7000, b"x");
+        assert!(matches!(c.receive(&first, &mut r), Rx::Rpc { .. }));
+        let mut f = [0u8; 64];
+        let back = Peer {
+            ip: YOU,
+            port: 5555,
+        };
+        let len = c.emit(0, back, &mut f, 1).unwrap();
+        assert_eq!(parse_udp_ipv4(&f[..len]).unwrap().dst_mac, your_mac());
+        let moved = MacAddr([2, 0, 0, 0, 0, 0x42]);
+        let mut again = first.clone();
+        again[6..12].copy_from_slice(&moved.0);
+        assert!(matches!(c.receive(&again, &mut r), Rx::Rpc { .. }));
+        let len = c.emit(0, back, &mut f, 1).unwrap();
+        let p = parse_udp_ipv4(&f[..len]).unwrap();
+        assert_eq!(p.dst_mac, moved);
+        assert_eq!(p.ip_id, 2);
     }
 
     #[test]

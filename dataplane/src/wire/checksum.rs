@@ -1,35 +1,72 @@
 //! The Internet checksum (RFC 1071): 16-bit one's-complement sum.
 //!
-//! The sum is byte-order independent up to one final swap (RFC 1071 §2(B)), so the
-//! bytes are summed as native-endian `u32` words into a `u64` accumulator (no carry
-//! handling in the loop, which the compiler vectorises), folded to 16 bits and swapped
-//! to network order once at the end. This module owns the arithmetic only; it must not
-//! know header layouts beyond the IPv4 pseudo-header.
+//! The sum is byte-order independent up to one final swap (RFC 1071 §2(B)) and may be
+//! accumulated in words wider than 16 bits as long as carries wrap around, so the bytes
+//! are summed as native-endian `u64` words, four per step, into two `u128` accumulators
+//! (an add and an add-with-carry each, two independent dependency chains), folded to
+//! 16 bits and swapped to network order once at the end. This module owns the
+//! arithmetic only; it must not know header layouts beyond the IPv4 pseudo-header.
 
 use std::net::Ipv4Addr;
 
+#[inline(always)]
+fn word(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(b);
+    u64::from_ne_bytes(w)
+}
+
+/// Folds a wide one's-complement accumulator to 16 bits (end-around carry at each step).
+#[inline(always)]
+fn fold(acc: u128) -> u16 {
+    let mut s = (acc as u64 as u128) + (acc >> 64);
+    s = (s & 0xffff_ffff_ffff_ffff) + (s >> 64);
+    let s = s as u64;
+    let mut t = (s & 0xffff_ffff) + (s >> 32);
+    t = (t & 0xffff_ffff) + (t >> 32);
+    t = (t & 0xffff) + (t >> 16);
+    t = (t & 0xffff) + (t >> 16);
+    t = (t & 0xffff) + (t >> 16);
+    t as u16
+}
+
 /// The folded (not inverted) one's-complement sum of `data`, as a big-endian value,
 /// i.e. what RFC 1071 calls the sum before the final complement.
+#[inline]
 pub fn sum(data: &[u8]) -> u16 {
-    // Sum of native-endian 32-bit words; 2^32 words of 2^32-1 cannot overflow u64
-    // for any slice shorter than 16 GiB, far beyond a packet.
-    let mut acc: u64 = 0;
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
-        acc += u64::from(u32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
+    // A u128 accumulator of u64 words cannot overflow below 2^64 words.
+    let (mut a, mut b) = (0u128, 0u128);
+    let mut blocks = data.chunks_exact(32);
+    for c in &mut blocks {
+        let (x, y) = c.split_at(16);
+        let (x0, x1) = x.split_at(8);
+        let (y0, y1) = y.split_at(8);
+        a += u128::from(word(x0)) + u128::from(word(x1));
+        b += u128::from(word(y0)) + u128::from(word(y1));
     }
-    let rest = chunks.remainder();
-    let mut tail = [0u8; 4];
-    tail[..rest.len()].copy_from_slice(rest);
-    acc += u64::from(u32::from_ne_bytes(tail));
-    // Fold 64 -> 16 bits with end-around carry.
-    let mut s = (acc & 0xffff_ffff) + (acc >> 32);
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    let native = s as u16;
+    let mut words = blocks.remainder().chunks_exact(8);
+    for c in &mut words {
+        a += u128::from(word(c));
+    }
+    // The 0..=7 tail bytes start at an even offset, so 4-, 2- and 1-byte pieces keep
+    // their 16-bit lanes (a lone last byte is the high-order half of a zero-padded
+    // word). Loaded piecewise: a padded copy would stall on store forwarding.
+    let mut rest = words.remainder();
+    let mut tail = 0u64;
+    if let Some((w, r)) = rest.split_first_chunk::<4>() {
+        tail += u64::from(u32::from_ne_bytes(*w));
+        rest = r;
+    }
+    if let Some((w, r)) = rest.split_first_chunk::<2>() {
+        tail += u64::from(u16::from_ne_bytes(*w));
+        rest = r;
+    }
+    if let Some(&last) = rest.first() {
+        tail += u64::from(u16::from_ne_bytes([last, 0]));
+    }
+    b += u128::from(tail);
     // Native words were summed; on little-endian hosts the result is byte-swapped.
-    u16::from_be(native)
+    u16::from_be(fold(a + b))
 }
 
 /// One's-complement addition of two folded sums.
@@ -41,17 +78,16 @@ pub fn add(a: u16, b: u16) -> u16 {
 /// The folded sum of the IPv4 pseudo-header for `protocol` and an upper-layer
 /// `length` (UDP: the UDP length field).
 pub fn ipv4_pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u16 {
-    let s = src.octets();
-    let d = dst.octets();
-    let words = [
-        u16::from_be_bytes([s[0], s[1]]),
-        u16::from_be_bytes([s[2], s[3]]),
-        u16::from_be_bytes([d[0], d[1]]),
-        u16::from_be_bytes([d[2], d[3]]),
-        u16::from(protocol),
-        length,
-    ];
-    words.iter().fold(0, |acc, &w| add(acc, w))
+    // Six 16-bit words fit a u32 without overflow: add them, fold once.
+    let s = u32::from(src);
+    let d = u32::from(dst);
+    let acc = u64::from(s >> 16)
+        + u64::from(s & 0xffff)
+        + u64::from(d >> 16)
+        + u64::from(d & 0xffff)
+        + u64::from(protocol)
+        + u64::from(length);
+    fold(u128::from(acc))
 }
 
 /// The checksum field value for data whose folded sum is `sum` (its complement).
@@ -114,10 +150,56 @@ mod tests {
     }
 
     #[test]
+    fn random_buffers_lengths_and_alignments_match_reference() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(0x0c5u64);
+        let mut backing = vec![0u8; 4096 + 64];
+        for round in 0..4000 {
+            // Mostly random bytes; some rounds all-0xff / near-overflow patterns.
+            match round % 4 {
+                0 => backing.iter_mut().for_each(|b| *b = 0xff),
+                1 => backing
+                    .iter_mut()
+                    .for_each(|b| *b = rng.gen_range(0xf0..=0xff)),
+                _ => rng.fill(&mut backing[..]),
+            }
+            let start = rng.gen_range(0..64);
+            let len = if round % 8 == 0 {
+                rng.gen_range(0..4096)
+            } else {
+                rng.gen_range(0..200)
+            };
+            let data = &backing[start..start + len];
+            assert_eq!(sum(data), reference_sum(data), "start {start} len {len}");
+        }
+    }
+
+    #[test]
     fn pseudo_header_matches_byte_layout() {
         let src = Ipv4Addr::new(10, 77, 0, 1);
         let dst = Ipv4Addr::new(10, 77, 0, 2);
         let bytes = [10, 77, 0, 1, 10, 77, 0, 2, 0, 17, 0x01, 0x2c];
         assert_eq!(ipv4_pseudo_header(src, dst, 17, 300), reference_sum(&bytes));
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(17);
+        for i in 0..2000 {
+            let (s, d): (u32, u32) = if i == 0 {
+                (!0, !0)
+            } else {
+                (rng.gen(), rng.gen())
+            };
+            let (p, len): (u8, u16) = if i == 0 {
+                (!0, !0)
+            } else {
+                (rng.gen(), rng.gen())
+            };
+            let mut b = Vec::with_capacity(12);
+            b.extend(s.to_be_bytes());
+            b.extend(d.to_be_bytes());
+            b.extend([0, p]);
+            b.extend(len.to_be_bytes());
+            let got = ipv4_pseudo_header(Ipv4Addr::from(s), Ipv4Addr::from(d), p, len);
+            assert_eq!(got, reference_sum(&b), "{s:x} {d:x} {p} {len}");
+        }
     }
 }

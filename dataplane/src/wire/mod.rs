@@ -13,6 +13,8 @@ pub mod ipv4;
 pub mod udp;
 
 pub use error::WireError;
-pub use frame::{build_udp_ipv4, parse_udp_ipv4, UdpIpv4, UdpIpv4Header};
+pub use frame::{
+    build_udp_ipv4, parse_udp_ipv4, UdpChecksum, UdpIpv4, UdpIpv4Header, UdpIpv4Template,
+};
 pub use mac::MacAddr;
 pub mod rpc;

@@ -85,6 +85,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
 
     /// Whether the checksum is absent (0) or correct for this IPv4 source/destination.
+    #[inline]
     pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         if self.checksum() == 0 {
             return true;

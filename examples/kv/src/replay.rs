@@ -315,6 +315,22 @@ pub fn make_loopable(frames: &mut [Vec<u8>], window: usize) -> Result<(), Replay
     Ok(())
 }
 
+/// Clears the UDP checksum of every frame ("no checksum", RFC 768), as a client with
+/// `[net] udp_checksum = "zero"` sends them. Frames must be option-less
+/// Ethernet/IPv4/UDP (as [`generate`] makes them).
+pub fn zero_udp_checksums(frames: &mut [Vec<u8>]) -> Result<(), ReplayError> {
+    for (i, f) in frames.iter_mut().enumerate() {
+        let p = parse_udp_ipv4(f).map_err(|e| ReplayError::Spec(format!("frame {i}: {e}")))?;
+        if p.payload_offset != PAYLOAD_OFFSET {
+            return Err(ReplayError::Spec(format!("frame {i}: IPv4 options")));
+        }
+        if let Some(c) = f.get_mut(PAYLOAD_OFFSET - 2..PAYLOAD_OFFSET) {
+            c.fill(0);
+        }
+    }
+    Ok(())
+}
+
 /// Writes `frames` as an Ethernet pcap (1 µs apart).
 pub fn write_pcap<W: Write>(out: W, frames: &[Vec<u8>]) -> Result<(), ReplayError> {
     let mut w = PcapWriter::new(out)?;
@@ -435,6 +451,25 @@ mod tests {
         })
         .is_err());
         assert!(generate(&ReplaySpec { count: 64, ..spec }).is_err());
+    }
+
+    #[test]
+    fn zeroed_checksums_still_parse_to_the_same_frames() {
+        let frames = generate(&ReplaySpec {
+            count: 16,
+            ..ReplaySpec::default()
+        })
+        .unwrap();
+        let mut zeroed = frames.clone();
+        zero_udp_checksums(&mut zeroed).unwrap();
+        for (a, b) in frames.iter().zip(&zeroed) {
+            assert_eq!(&b[40..42], &[0, 0]);
+            assert_ne!(&a[40..42], &[0, 0]);
+            assert_eq!(parse_udp_ipv4(a).unwrap(), parse_udp_ipv4(b).unwrap());
+        }
+        let mut bad = frames[..3].to_vec();
+        bad[1].truncate(30);
+        assert!(zero_udp_checksums(&mut bad).is_err());
     }
 
     #[test]

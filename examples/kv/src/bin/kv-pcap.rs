@@ -1,6 +1,7 @@
 //! kv-pcap: writes a pcap of real kv-client traffic for replaying against a kv-server.
 //!
 //!   kv-pcap --op get|set --count N --out FILE [--tag-seed S] [--user alice]
+//!           [--udp-checksum full|zero]
 //!
 //! The frames go from 10.77.1.1:7001 (02:00:00:77:01:01) to 10.77.1.2:7000
 //! (02:00:00:77:01:02): a Connect, the client's ConnectAck confirmation, then N requests.
@@ -42,6 +43,16 @@ struct Args {
     /// SET value size, bytes.
     #[arg(long, default_value_t = 32)]
     value_size: usize,
+    /// UDP checksums of the recorded requests: "full", or "zero" as a client with
+    /// `[net] udp_checksum = "zero"` sends them.
+    #[arg(long, value_enum, default_value = "full")]
+    udp_checksum: Checksum,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Checksum {
+    Full,
+    Zero,
 }
 
 fn run(a: Args) -> Result<()> {
@@ -53,7 +64,10 @@ fn run(a: Args) -> Result<()> {
         value_size: a.value_size,
         tag_seed: a.tag_seed,
     };
-    let frames = replay::generate(&spec)?;
+    let mut frames = replay::generate(&spec)?;
+    if a.udp_checksum == Checksum::Zero {
+        replay::zero_udp_checksums(&mut frames)?;
+    }
     let file =
         std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     replay::write_pcap(std::io::BufWriter::new(file), &frames)?;
