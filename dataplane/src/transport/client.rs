@@ -7,12 +7,15 @@
 
 use std::hash::Hash;
 
-use super::endpoint::{EventDesc, Timer, TxItem};
+use super::endpoint::{newer, EventDesc, Timer, TxItem};
 use super::session::{ClientRpc, Role, SessState, SessionId};
 use super::{
     error_code, CallError, CloseReason, Endpoint, Instant, RpcError, RpcId, RxDrop, TransportClass,
 };
-use crate::wire::rpc::{PacketType, RpcHeader, AUX_PROBE, FLAG_ACK_REQ, FLAG_COMPLETE, FLAG_HELD};
+use crate::wire::rpc::{
+    PacketType, RpcHeader, RpcHeaderRepr, AUX_PROBE, FLAG_ACK_REQ, FLAG_COMPLETE, FLAG_HELD,
+    HEADER_LEN,
+};
 
 /// Held-acks naming the same missing ordered request before it is re-sent early.
 const ORDER_GAP_THRESHOLD: u8 = 3;
@@ -57,6 +60,19 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         let Some((rpc, slot)) = chosen else {
             return Err(CallError::WindowFull);
         };
+        if class == TransportClass::Unreliable && payload.len() <= self.cfg.mtu_payload {
+            let mut hdr = RpcHeaderRepr::new(PacketType::Request);
+            hdr.class = class.to_wire();
+            hdr.service = service;
+            hdr.method = method;
+            hdr.session = s.remote;
+            hdr.rpc_id = rpc;
+            if let Some(pos) = self.ring_packet(&mut hdr, payload) {
+                self.fast_call(now, idx as u32, slot as u8, rpc, service, method, pos, payload.len());
+                return Ok(RpcId(rpc));
+            }
+        }
+        let s = &mut self.sessions[idx];
         s.next_rpc = rpc.wrapping_add(1);
         let rto = session_rto(s.srtt, s.rttvar, &self.cfg);
         let (order_seq, resync) = if class == TransportClass::ReliableOrdered {
@@ -79,6 +95,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             };
         let c = &mut s.client_slots[slot];
         c.state = ClientRpc::Active;
+        c.fast = false;
         c.rpc_id = rpc;
         c.class = class;
         c.service = service;
@@ -119,6 +136,115 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         self.queue_client_req(idx as u32, slot as u8);
         self.stats.calls += 1;
         Ok(RpcId(rpc))
+    }
+
+    /// The rest of a fast-path call whose request is already in the ring: the slot
+    /// keeps only what matching the response and timing the call out need.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn fast_call(
+        &mut self,
+        now: Instant,
+        idx: u32,
+        slot: u8,
+        rpc: u32,
+        service: u16,
+        method: u16,
+        pos: u64,
+        len: usize,
+    ) {
+        let deadline = now + self.cfg.unreliable_timeout_ns;
+        let s = &mut self.sessions[idx as usize];
+        let id = s.id;
+        s.next_rpc = rpc.wrapping_add(1);
+        s.issue_counter += 1;
+        let bit = 1u64 << slot;
+        s.active_mask |= bit;
+        s.unrel_mask |= bit;
+        let c = &mut s.client_slots[usize::from(slot)];
+        c.state = ClientRpc::Active;
+        c.fast = true;
+        c.rpc_id = rpc;
+        c.class = TransportClass::Unreliable;
+        c.service = service;
+        c.method = method;
+        if c.req.count != 0 {
+            c.req.clear();
+        }
+        if c.resp.is_active() {
+            c.resp.clear();
+        }
+        c.req_complete = false;
+        c.result = Ok(());
+        c.retries = 0;
+        c.retransmitted = false;
+        c.first_sent = now;
+        c.last_sent = now;
+        c.deadline = deadline;
+        if !s.in_unrel_list {
+            s.in_unrel_list = true;
+            self.unrel_sessions.push(idx);
+        }
+        match self.sweep {
+            Some((_, at)) if at <= deadline => {}
+            other => {
+                if let Some((h, _)) = other {
+                    self.timers.cancel(h);
+                }
+                let h = self.timers.insert(deadline, Timer::UnrelSweep);
+                self.sweep = Some((h, deadline));
+            }
+        }
+        self.tx.push_back(TxItem::RawReq {
+            idx,
+            id,
+            pos,
+            len: (HEADER_LEN + len) as u32,
+        });
+        self.stats.calls += 1;
+        self.stats.fast_calls += 1;
+    }
+
+    /// Times out the fast-path unreliable calls whose deadline has passed and re-arms
+    /// itself for the earliest remaining one. One timer for the whole endpoint instead
+    /// of one per call.
+    pub(crate) fn on_unrel_sweep(&mut self, now: Instant) {
+        self.sweep = None;
+        self.stats.unreliable_sweeps += 1;
+        let mut next: Option<Instant> = None;
+        let mut i = 0;
+        while let Some(&idx) = self.unrel_sessions.get(i) {
+            let Some(s) = self.sessions.get(idx as usize) else {
+                self.unrel_sessions.swap_remove(i);
+                continue;
+            };
+            let mut mask = s.unrel_mask;
+            while mask != 0 {
+                let j = mask.trailing_zeros() as u8;
+                mask &= mask - 1;
+                let Some(c) = self.sessions[idx as usize].client_slots.get(usize::from(j)) else {
+                    continue;
+                };
+                if c.state != ClientRpc::Active {
+                    self.sessions[idx as usize].unrel_mask &= !(1 << j);
+                } else if c.deadline <= now {
+                    self.finish(now, idx, j, Err(RpcError::Timeout { retries: 0 }));
+                } else {
+                    next = Some(next.map_or(c.deadline, |n| n.min(c.deadline)));
+                }
+            }
+            let s = &mut self.sessions[idx as usize];
+            if s.unrel_mask == 0 {
+                s.in_unrel_list = false;
+                self.unrel_sessions.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        if let Some(at) = next {
+            let h = self.timers.insert(at, Timer::UnrelSweep);
+            self.sweep = Some((h, at));
+        }
     }
 
     pub(crate) fn client_on_connect_ack(
@@ -179,9 +305,23 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         let slot = (rpc & (u32::from(s.window) - 1)) as usize;
         let c = &mut s.client_slots[slot];
         if c.state != ClientRpc::Active || c.rpc_id != rpc {
+            if c.rpc_id == rpc || newer(c.rpc_id, rpc) {
+                self.stats.late_responses += 1;
+            }
             return Err(RxDrop::Stale);
         }
         c.req_complete = true;
+        if c.class == TransportClass::Unreliable
+            && h.frag_count() == 1
+            && h.packet_type() == PacketType::Response
+            && !c.resp.is_active()
+        {
+            let p = h.payload();
+            if self.arena.len() + p.len() <= self.cfg.event_arena_bytes {
+                self.finish_unreliable_fast(now, idx, slot as u8, p);
+                return Ok(());
+            }
+        }
         if h.packet_type() == PacketType::Error {
             self.finish(
                 now,
@@ -495,6 +635,41 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         }
     }
 
+    /// Ends an unreliable RPC answered by one packet: the payload goes to the event
+    /// arena and the slot is free at once (no `Done` state, nothing to release later).
+    #[inline]
+    fn finish_unreliable_fast(&mut self, now: Instant, idx: u32, slot: u8, payload: &[u8]) {
+        let s = &mut self.sessions[idx as usize];
+        let id = s.id;
+        let bit = 1u64 << slot;
+        s.active_mask &= !bit;
+        s.unrel_mask &= !bit;
+        s.sent_unlink(slot);
+        let reliable_outstanding = s.sent_head != super::session::NIL_SLOT;
+        let c = &mut s.client_slots[usize::from(slot)];
+        c.state = ClientRpc::Free;
+        let (rpc, sent) = (c.rpc_id, c.last_sent);
+        if c.req.count != 0 {
+            c.req.clear();
+        }
+        if let Some(t) = c.timer.take() {
+            self.timers.cancel(t);
+        }
+        let off = self.arena.len() as u32;
+        self.arena.extend_from_slice(payload);
+        self.events.push_back(EventDesc::ArenaResponse {
+            session: id,
+            rpc,
+            off,
+            len: payload.len() as u32,
+        });
+        self.stats.rpcs_completed += 1;
+        if reliable_outstanding {
+            // An answer is a loss signal for reliable RPCs sent before this one.
+            self.note_later_answer(now, idx, sent, false);
+        }
+    }
+
     /// Ends an RPC with `result`: the answer is queued as an event, the slot freed once
     /// the event is consumed.
     pub(crate) fn finish(
@@ -517,6 +692,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         let was_retransmitted = c.retransmitted;
         let ordered = c.class == TransportClass::ReliableOrdered;
         s.active_mask &= !(1 << slot);
+        s.unrel_mask &= !(1 << slot);
         let ok = result.is_ok();
         // Karn: no sample from a retransmitted RPC. The time the request spent in the
         // server (reorder wait, handler) is not network round trip: subtract it.
@@ -580,6 +756,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         let id = s.id;
         let mut mask = s.active_mask;
         s.active_mask = 0;
+        s.unrel_mask = 0;
         s.sent_head = super::session::NIL_SLOT;
         s.sent_tail = super::session::NIL_SLOT;
         while mask != 0 {

@@ -59,6 +59,7 @@ pub mod sim;
 mod client;
 mod endpoint;
 mod fragments;
+mod ring;
 mod server;
 mod session;
 mod timer;
@@ -404,6 +405,10 @@ pub struct TransportConfig {
     pub error_replies_per_ms: u32,
     /// Unreliable responses (and unreliable multi-fragment requests) in flight.
     pub max_unreliable_buffers: usize,
+    /// Bytes of the packet ring of the single-fragment unreliable fast path (requests
+    /// and responses written once, header in place, until `poll_transmit`). When it is
+    /// full the general path takes over; 0 disables the fast path.
+    pub fast_tx_bytes: usize,
     /// Timer-wheel granularity (rounded down to a power of two).
     pub timer_tick_ns: u64,
     pub timer_slots: usize,
@@ -438,6 +443,7 @@ impl Default for TransportConfig {
             sack_delay_ns: 5_000,
             error_replies_per_ms: 64,
             max_unreliable_buffers: 256,
+            fast_tx_bytes: 256 << 10,
             timer_tick_ns: 4_096,
             timer_slots: 4096,
             tag_seed: None,
@@ -542,6 +548,15 @@ pub struct TransportStats {
     pub fast_retransmits: u64,
     pub unreliable_buffers_exhausted: u64,
     pub unreliable_reassembly_evicted: u64,
+    /// Single-fragment unreliable calls that took the fast path (client).
+    pub fast_calls: u64,
+    /// Single-fragment unreliable responses sent on the fast path (server).
+    pub fast_responses: u64,
+    /// Responses for calls that already ended (timed out, or answered before): dropped
+    /// (also counted in `rx_stale`).
+    pub late_responses: u64,
+    /// Runs of the sweep that times out fast-path unreliable calls.
+    pub unreliable_sweeps: u64,
 }
 
 /// Malformed-header drops by reason.

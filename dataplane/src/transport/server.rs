@@ -16,7 +16,7 @@ use super::{
 };
 use crate::wire::rpc::{
     PacketType, RpcHeader, RpcHeaderRepr, AUX_PROBE, FLAG_ACK_REQ, FLAG_COMPLETE, FLAG_HELD,
-    FLAG_RESYNC,
+    FLAG_RESYNC, HEADER_LEN,
 };
 
 impl<A: Copy + Eq + Hash> Endpoint<A> {
@@ -76,6 +76,19 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         hdr.method = req.method;
         hdr.aux = code;
         if req.class == TransportClass::Unreliable {
+            if payload.len() <= self.cfg.mtu_payload {
+                // Fast path: the response is written once, header in place, and the
+                // server keeps nothing about the RPC.
+                if let Some(pos) = self.ring_packet(&mut hdr, payload) {
+                    self.tx.push_back(TxItem::RawResp {
+                        peer,
+                        pos,
+                        len: (HEADER_LEN + payload.len()) as u32,
+                    });
+                    self.stats.fast_responses += 1;
+                    return Ok(());
+                }
+            }
             return self
                 .send_unrel(peer, hdr, payload)
                 .map_err(|()| RespondError::Busy);

@@ -114,6 +114,10 @@ pub(crate) struct ClientSlot {
     pub sent_prev: u8,
     pub sent_next: u8,
     pub in_sent_list: bool,
+    /// A single-fragment unreliable call on the fast path: its request went out through
+    /// the packet ring (`req` is empty) and its deadline is watched by the endpoint's
+    /// unreliable sweep, not by a timer of its own.
+    pub fast: bool,
 }
 
 impl ClientSlot {
@@ -145,6 +149,7 @@ impl ClientSlot {
             sent_prev: NIL_SLOT,
             sent_next: NIL_SLOT,
             in_sent_list: false,
+            fast: false,
         }
     }
 }
@@ -235,6 +240,11 @@ pub(crate) struct Session<A> {
     pub srtt: u64,
     pub rttvar: u64,
     pub client_slots: Vec<ClientSlot>,
+    /// Client slots holding fast-path unreliable calls (watched by the sweep).
+    pub unrel_mask: u64,
+    /// The entry is on the endpoint's list of sessions the sweep visits (kept across
+    /// reuse of the entry: the list is cleaned lazily by the sweep).
+    pub in_unrel_list: bool,
     // Server side.
     pub expect_order_seq: u16,
     pub held: u32,
@@ -265,6 +275,8 @@ impl<A> Session<A> {
             srtt: 0,
             rttvar: 0,
             client_slots: Vec::new(),
+            unrel_mask: 0,
+            in_unrel_list: false,
             expect_order_seq: 0,
             held: 0,
             server_slots: Vec::new(),
@@ -287,6 +299,7 @@ impl<A> Session<A> {
         self.resync_pending = false;
         self.issue_counter = 0;
         self.active_mask = 0;
+        self.unrel_mask = 0;
         self.sent_head = NIL_SLOT;
         self.sent_tail = NIL_SLOT;
         self.srtt = 0;
