@@ -623,7 +623,20 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     // ---------------------------------------------------------------- internals
 
     /// Frees what the last event borrowed; resets the arena when no event needs it.
+    /// Runs at the start of every `&mut` API call, so the common case (nothing
+    /// borrowed, arena empty or still needed) is an inlined check.
+    #[inline(always)]
     pub(crate) fn release_pending(&mut self) {
+        if matches!(self.release, Release::None)
+            && (self.arena.is_empty() || !self.events.is_empty())
+        {
+            return;
+        }
+        self.release_pending_slow();
+    }
+
+    #[inline(never)]
+    fn release_pending_slow(&mut self) {
         match std::mem::replace(&mut self.release, Release::None) {
             Release::None => {}
             Release::ClientSlot { idx, id, slot } => {

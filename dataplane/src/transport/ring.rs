@@ -8,17 +8,27 @@
 
 /// The ring. Positions are monotonically increasing `u64`s; a packet never wraps (the
 /// space before the end is skipped instead), so every packet is one contiguous slice.
+/// The capacity is a power of two, so a position's offset is a mask, not a division.
 #[derive(Debug)]
 pub(crate) struct PacketRing {
     buf: Vec<u8>,
+    mask: u64,
     head: u64,
     tail: u64,
 }
 
 impl PacketRing {
+    /// A ring of `capacity` bytes rounded down to a power of two (0 stays 0: a ring
+    /// that refuses everything).
     pub fn new(capacity: usize) -> Self {
+        let cap = if capacity == 0 {
+            0
+        } else {
+            1usize << (usize::BITS - 1 - capacity.leading_zeros())
+        };
         PacketRing {
-            buf: vec![0; capacity],
+            buf: vec![0; cap],
+            mask: (cap as u64).wrapping_sub(1),
             head: 0,
             tail: 0,
         }
@@ -30,10 +40,10 @@ impl PacketRing {
     pub fn reserve(&mut self, len: usize) -> Option<(u64, &mut [u8])> {
         let cap = self.buf.len() as u64;
         let len64 = len as u64;
-        if len64 > cap || cap == 0 {
+        if len64 > cap {
             return None;
         }
-        let off = self.tail % cap;
+        let off = self.tail & self.mask;
         let start = if off + len64 > cap {
             self.tail + (cap - off)
         } else {
@@ -43,7 +53,7 @@ impl PacketRing {
             return None;
         }
         self.tail = start + len64;
-        let o = (start % cap) as usize;
+        let o = (start & self.mask) as usize;
         let bytes = self.buf.get_mut(o..o + len)?;
         Some((start, bytes))
     }
@@ -54,8 +64,7 @@ impl PacketRing {
         if pos < self.head || pos + len as u64 > self.tail {
             return &[];
         }
-        let cap = self.buf.len() as u64;
-        let o = (pos % cap) as usize;
+        let o = (pos & self.mask) as usize;
         self.buf.get(o..o + len).unwrap_or(&[])
     }
 
@@ -86,24 +95,26 @@ mod tests {
     #[test]
     fn fifo_wraps_without_splitting_packets() {
         let mut r = PacketRing::new(100);
-        let (a, ba) = r.reserve(40).expect("room");
+        assert_eq!(r.buf.len(), 64);
+        let mut r = PacketRing::new(128);
+        // 128 bytes; packets of 50: two fit, the 28 left at the end are skipped.
+        let (a, ba) = r.reserve(50).expect("room");
         ba.fill(1);
-        let (b, bb) = r.reserve(40).expect("room");
+        let (b, bb) = r.reserve(50).expect("room");
         bb.fill(2);
-        assert!(r.reserve(40).is_none(), "only 20 bytes left at the end");
-        r.release(a, 40);
-        // 20 left at the end are skipped; the packet goes to the front.
-        let (c, bc) = r.reserve(30).expect("room after release");
+        assert!(r.reserve(50).is_none(), "only 28 bytes left at the end");
+        r.release(a, 50);
+        let (c, bc) = r.reserve(40).expect("room after release");
         bc.fill(3);
-        assert_eq!(c % 100, 0);
-        assert!(r.get(b, 40).iter().all(|&x| x == 2));
-        assert!(r.get(c, 30).iter().all(|&x| x == 3));
+        assert_eq!(c % 128, 0);
+        assert!(r.get(b, 50).iter().all(|&x| x == 2));
+        assert!(r.get(c, 40).iter().all(|&x| x == 3));
         assert!(r.reserve(20).is_none(), "front is used up to b");
-        r.release(b, 40);
-        r.release(c, 30);
+        r.release(b, 50);
+        r.release(c, 40);
         assert_eq!((r.head, r.tail), (0, 0), "empty ring restarts at the front");
-        assert!(r.reserve(101).is_none());
-        assert!(r.reserve(100).is_some());
+        assert!(r.reserve(129).is_none());
+        assert!(r.reserve(128).is_some());
     }
 
     #[test]
