@@ -8,7 +8,7 @@
 use std::hash::Hash;
 
 use super::endpoint::{newer, EventDesc, Timer, TxItem};
-use super::session::{ClientRpc, Role, SessState, SessionId};
+use super::session::{ClientRpc, Role, SessState, SessionId, NIL_SLOT};
 use super::{
     error_code, CallError, CloseReason, Endpoint, Instant, RpcError, RpcId, RxDrop, TransportClass,
 };
@@ -311,14 +311,13 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             return Err(RxDrop::Stale);
         }
         c.req_complete = true;
-        if c.class == TransportClass::Unreliable
-            && h.frag_count() == 1
-            && h.packet_type() == PacketType::Response
-            && !c.resp.is_active()
+        if h.frag_count() == 1 && h.packet_type() == PacketType::Response && !c.resp.is_active()
         {
+            // One-packet answer: straight to the event arena, the slot is free at once.
             let p = h.payload();
             if self.arena.len() + p.len() <= self.cfg.event_arena_bytes {
-                self.finish_unreliable_fast(now, idx, slot as u8, p);
+                c.server_ns = u64::from(h.aux()) * 1_000;
+                self.finish_in_arena(now, idx, slot as u8, p);
                 return Ok(());
             }
         }
@@ -635,25 +634,30 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         }
     }
 
-    /// Ends an unreliable RPC answered by one packet: the payload goes to the event
-    /// arena and the slot is free at once (no `Done` state, nothing to release later).
+    /// Ends an RPC answered by one packet (any class): the payload goes to the event
+    /// arena and the slot is free at once (no `Done` state, nothing to release when the
+    /// event is consumed). Same bookkeeping as [`finish`](Self::finish) with `Ok`.
     #[inline]
-    fn finish_unreliable_fast(&mut self, now: Instant, idx: u32, slot: u8, payload: &[u8]) {
+    fn finish_in_arena(&mut self, now: Instant, idx: u32, slot: u8, payload: &[u8]) {
         let s = &mut self.sessions[idx as usize];
         let id = s.id;
         let bit = 1u64 << slot;
         s.active_mask &= !bit;
         s.unrel_mask &= !bit;
         s.sent_unlink(slot);
-        let reliable_outstanding = s.sent_head != super::session::NIL_SLOT;
         let c = &mut s.client_slots[usize::from(slot)];
+        if let Some(t) = c.timer.take() {
+            self.timers.cancel(t);
+        }
         c.state = ClientRpc::Free;
-        let (rpc, sent) = (c.rpc_id, c.last_sent);
+        let (rpc, sent, was_retransmitted) = (c.rpc_id, c.last_sent, c.retransmitted);
+        let ordered = c.class == TransportClass::ReliableOrdered;
         if c.req.count != 0 {
             c.req.clear();
         }
-        if let Some(t) = c.timer.take() {
-            self.timers.cancel(t);
+        if c.class.is_reliable() && !c.retransmitted {
+            let sample = (now - c.first_sent).saturating_sub(c.server_ns).max(1);
+            s.rtt_sample(sample);
         }
         let off = self.arena.len() as u32;
         self.arena.extend_from_slice(payload);
@@ -664,9 +668,9 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             len: payload.len() as u32,
         });
         self.stats.rpcs_completed += 1;
-        if reliable_outstanding {
+        if !was_retransmitted && self.sessions[idx as usize].sent_head != NIL_SLOT {
             // An answer is a loss signal for reliable RPCs sent before this one.
-            self.note_later_answer(now, idx, sent, false);
+            self.note_later_answer(now, idx, sent, ordered);
         }
     }
 
@@ -698,14 +702,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         // server (reorder wait, handler) is not network round trip: subtract it.
         if ok && c.class.is_reliable() && !c.retransmitted {
             let sample = (now - c.first_sent).saturating_sub(c.server_ns).max(1);
-            if s.srtt == 0 {
-                s.srtt = sample;
-                s.rttvar = sample / 2;
-            } else {
-                let d = s.srtt.abs_diff(sample);
-                s.rttvar = (3 * s.rttvar + d) / 4;
-                s.srtt = (7 * s.srtt + sample) / 8;
-            }
+            s.rtt_sample(sample);
         }
         let timed_out = matches!(result, Err(RpcError::Timeout { .. }));
         if timed_out {

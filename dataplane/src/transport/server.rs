@@ -361,6 +361,45 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             x.order_seq = h.aux();
             x.resync = h.flags() & FLAG_RESYNC != 0;
             let (count, len) = (h.frag_count(), h.msg_len());
+            if count == 1 {
+                let seq = x.order_seq;
+                let in_order = class == TransportClass::Reliable
+                    || (seq == s.expect_order_seq && h.flags() & FLAG_RESYNC == 0);
+                let p = h.payload();
+                if in_order && self.arena.len() + p.len() <= self.cfg.event_arena_bytes {
+                    // One packet, deliverable now: the request goes straight to the
+                    // event arena; the slot keeps only what dedup and the response
+                    // cache need.
+                    x.state = ServerRpc::Executing;
+                    x.completed_at = now;
+                    let req = RequestRef {
+                        session: id,
+                        rpc: RpcId(rpc),
+                        service: x.service,
+                        method: x.method,
+                        class,
+                    };
+                    let ordered = class == TransportClass::ReliableOrdered;
+                    if ordered {
+                        s.expect_order_seq = seq.wrapping_add(1);
+                    }
+                    let off = self.arena.len() as u32;
+                    self.arena.extend_from_slice(p);
+                    self.events.push_back(EventDesc::Request {
+                        req,
+                        peer,
+                        src: ReqSrc::Arena {
+                            off,
+                            len: p.len() as u32,
+                        },
+                    });
+                    self.stats.requests_delivered += 1;
+                    if ordered {
+                        self.drain_held(idx, peer);
+                    }
+                    return Ok(());
+                }
+            }
             if count > 1 {
                 let need = len as usize;
                 if s.reasm_bytes + need > self.cfg.max_session_reassembly_bytes

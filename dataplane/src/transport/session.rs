@@ -375,6 +375,19 @@ impl<A> Session<A> {
         }
     }
 
+    /// Client: folds one round-trip sample into the smoothed RTT (RFC 6298).
+    #[inline]
+    pub(crate) fn rtt_sample(&mut self, sample: u64) {
+        if self.srtt == 0 {
+            self.srtt = sample;
+            self.rttvar = sample / 2;
+        } else {
+            let d = self.srtt.abs_diff(sample);
+            self.rttvar = (3 * self.rttvar + d) / 4;
+            self.srtt = (7 * self.srtt + sample) / 8;
+        }
+    }
+
     /// Server: grows the slot vector when the granted window is known.
     pub(crate) fn ensure_server_slots(&mut self) {
         while self.server_slots.len() < usize::from(self.window) {
