@@ -116,23 +116,14 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         c.deadline = deadline;
         c.later_answers = 0;
         c.suspect = false;
-        s.sent_touch(slot as u8, now);
+        // Joins the sent-order list when it is first transmitted.
+        c.last_sent = now;
         let first = if class.is_reliable() {
             (now + rto).min(deadline)
         } else {
             deadline
         };
-        let id = s.id;
-        let h = self.timers.insert(
-            first,
-            Timer::Rpc {
-                idx: idx as u32,
-                id,
-                slot: slot as u8,
-                rpc,
-            },
-        );
-        self.sessions[idx].client_slots[slot].timer = Some(h);
+        self.set_slot_timer(idx as u32, slot as u8, first);
         self.queue_client_req(idx as u32, slot as u8);
         self.stats.calls += 1;
         Ok(RpcId(rpc))
@@ -459,19 +450,30 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
 
     /// (Re)arms a reliable RPC's timer for `at` (capped by its deadline).
     fn arm_rpc_timer(&mut self, idx: u32, slot: u8, at: Instant) {
-        let s = &mut self.sessions[idx as usize];
-        let id = s.id;
-        let c = &mut s.client_slots[usize::from(slot)];
+        let c = &self.sessions[idx as usize].client_slots[usize::from(slot)];
         if !c.class.is_reliable() {
             return;
         }
-        if let Some(t) = c.timer.take() {
-            self.timers.cancel(t);
-        }
         let at = at.min(c.deadline);
-        let rpc = c.rpc_id;
-        let h = self.timers.insert(at, Timer::Rpc { idx, id, slot, rpc });
-        self.sessions[idx as usize].client_slots[usize::from(slot)].timer = Some(h);
+        self.set_slot_timer(idx, slot, at);
+    }
+
+    /// Wants the slot's timer at `at`. A live wheel entry due no later is kept (it
+    /// re-arms itself for `due` when it fires early); otherwise it is replaced.
+    #[inline]
+    fn set_slot_timer(&mut self, idx: u32, slot: u8, at: Instant) {
+        let s = &mut self.sessions[idx as usize];
+        let id = s.id;
+        let c = &mut s.client_slots[usize::from(slot)];
+        c.due = Some(at);
+        if let Some(h) = c.timer {
+            if c.timer_at <= at {
+                return;
+            }
+            self.timers.cancel(h);
+        }
+        c.timer = Some(self.timers.insert(at, Timer::Rpc { idx, id, slot }));
+        c.timer_at = at;
     }
 
     pub(crate) fn on_rpc_timer(
@@ -480,7 +482,6 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         idx: u32,
         id: SessionId,
         slot: u8,
-        rpc: u32,
     ) {
         let Some(s) = self.sessions.get_mut(idx as usize) else {
             return;
@@ -491,10 +492,22 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         let Some(c) = s.client_slots.get_mut(usize::from(slot)) else {
             return;
         };
-        if c.state != ClientRpc::Active || c.rpc_id != rpc {
+        // The slot's (lazy) entry fired: it serves whatever RPC the slot holds now.
+        c.timer = None;
+        let Some(due) = c.due else {
+            return;
+        };
+        if c.state != ClientRpc::Active {
+            c.due = None;
             return;
         }
-        c.timer = None;
+        if due > now {
+            // Moved later since the entry was inserted: sleep again.
+            c.timer = Some(self.timers.insert(due, Timer::Rpc { idx, id, slot }));
+            c.timer_at = due;
+            return;
+        }
+        c.due = None;
         if c.suspect && now < c.deadline {
             // The reorder window passed and no answer came: it was lost.
             c.suspect = false;
@@ -646,9 +659,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         s.unrel_mask &= !bit;
         s.sent_unlink(slot);
         let c = &mut s.client_slots[usize::from(slot)];
-        if let Some(t) = c.timer.take() {
-            self.timers.cancel(t);
-        }
+        c.due = None;
         c.state = ClientRpc::Free;
         let (rpc, sent, was_retransmitted) = (c.rpc_id, c.last_sent, c.retransmitted);
         let ordered = c.class == TransportClass::ReliableOrdered;
@@ -687,9 +698,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         let id = s.id;
         s.sent_unlink(slot);
         let c = &mut s.client_slots[usize::from(slot)];
-        if let Some(t) = c.timer.take() {
-            self.timers.cancel(t);
-        }
+        c.due = None;
         c.state = ClientRpc::Done;
         let rpc = c.rpc_id;
         let sent = c.last_sent;
@@ -764,9 +773,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             if c.state != ClientRpc::Active {
                 continue;
             }
-            if let Some(t) = c.timer.take() {
-                self.timers.cancel(t);
-            }
+            c.due = None;
             c.state = ClientRpc::Free;
             self.stats.rpcs_failed += 1;
             self.events.push_back(EventDesc::Failed {

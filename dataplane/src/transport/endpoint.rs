@@ -27,13 +27,9 @@ use crate::wire::rpc::{
 pub(crate) enum Timer {
     /// Handshake retry (client), embryonic expiry or idle check (server).
     Session { idx: u32, id: SessionId },
-    /// A client RPC's retransmission timeout or deadline.
-    Rpc {
-        idx: u32,
-        id: SessionId,
-        slot: u8,
-        rpc: u32,
-    },
+    /// A client slot's retransmission timeout or deadline (for whatever RPC the slot
+    /// holds when it fires: the entry is lazy, see `ClientSlot::due`).
+    Rpc { idx: u32, id: SessionId, slot: u8 },
     /// A delayed selective ack (of a request by the server, of a response by the client).
     Sack {
         idx: u32,
@@ -456,7 +452,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         for t in expired.drain(..) {
             match t {
                 Timer::Session { idx, id } => self.on_session_timer(now, idx, id),
-                Timer::Rpc { idx, id, slot, rpc } => self.on_rpc_timer(now, idx, id, slot, rpc),
+                Timer::Rpc { idx, id, slot } => self.on_rpc_timer(now, idx, id, slot),
                 Timer::Sack {
                     idx,
                     id,

@@ -105,7 +105,13 @@ pub(crate) struct ClientSlot {
     pub last_sent: Instant,
     pub retransmitted: bool,
     pub deadline: Instant,
+    /// The slot's wheel entry and its deadline. It is lazy: when the RPC ends or the
+    /// timer moves later, the entry stays and re-arms itself for `due` when it fires
+    /// (or does nothing), so a call costs no wheel operation while an entry is live.
     pub timer: Option<TimerHandle>,
+    pub timer_at: Instant,
+    /// When the RPC's timer should really fire; `None` when it wants none.
+    pub due: Option<Instant>,
     pub later_answers: u8,
     /// RACK: an answer to a later-sent RPC came first; re-send when the reorder
     /// window (the RPC timer, shortened) expires without an answer.
@@ -144,6 +150,8 @@ impl ClientSlot {
             retransmitted: false,
             deadline: Instant::ZERO,
             timer: None,
+            timer_at: Instant::ZERO,
+            due: None,
             later_answers: 0,
             suspect: false,
             sent_prev: NIL_SLOT,
@@ -317,6 +325,7 @@ impl<A> Session<A> {
                     s.in_sent_list = false;
                     s.state = ClientRpc::Free;
                     s.timer = None;
+                    s.due = None;
                     s.req.clear();
                     s.resp.clear();
                 }
