@@ -693,6 +693,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     }
 
     /// Queues the client request of a slot unless it is already queued.
+    #[inline]
     pub(crate) fn queue_client_req(&mut self, idx: u32, slot: u8) {
         let s = &mut self.sessions[idx as usize];
         let id = s.id;
@@ -704,6 +705,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     }
 
     /// Queues the server response of a slot unless it is already queued.
+    #[inline]
     pub(crate) fn queue_server_resp(&mut self, idx: u32, slot: u8) {
         let s = &mut self.sessions[idx as usize];
         let id = s.id;
@@ -1290,8 +1292,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         hdr.frag_count = 1;
         hdr.msg_len = payload.len() as u32;
         let (head, body) = bytes.split_at_mut(HEADER_LEN);
-        // Cannot fail: `head` is exactly HEADER_LEN bytes.
-        let _ = hdr.emit(head);
+        super::hdr::write(hdr, head)?;
         body.copy_from_slice(payload);
         Some(pos)
     }
@@ -1330,12 +1331,13 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
 }
 
 /// Writes header + payload; `None` if `out` is too small (checked by the caller).
+#[inline]
 fn write_packet(out: &mut [u8], hdr: &RpcHeaderRepr, payload: &[u8]) -> Option<usize> {
     let mut hdr = *hdr;
     if hdr.frag_count <= 1 {
         hdr.msg_len = payload.len() as u32;
     }
-    hdr.emit(out).ok()?;
+    super::hdr::write(&hdr, out)?;
     let end = HEADER_LEN + payload.len();
     out.get_mut(HEADER_LEN..end)?.copy_from_slice(payload);
     Some(end)

@@ -214,7 +214,12 @@ impl MsgSender {
 
     /// Takes the next due fragment: `(index, last_of_round)`, where `last_of_round` means
     /// nothing else is due after it (the packet should ask for an ack).
+    #[inline]
     pub fn next_due(&mut self, now: Instant) -> Option<(u16, bool)> {
+        if self.count == 1 {
+            // One fragment: no cursor, no send times (those serve multi-fragment acks).
+            return self.to_send.remove(0).then_some((0, true));
+        }
         let i = self
             .to_send
             .first_from(self.cursor)

@@ -59,6 +59,7 @@ pub mod sim;
 mod client;
 mod endpoint;
 mod fragments;
+mod hdr;
 mod ring;
 mod server;
 mod session;
