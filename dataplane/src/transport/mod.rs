@@ -58,6 +58,8 @@ pub mod sim;
 
 mod client;
 mod endpoint;
+#[cfg(test)]
+mod fastpath_tests;
 mod fragments;
 mod hdr;
 mod ring;

@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn fifo_wraps_without_splitting_packets() {
-        let mut r = PacketRing::new(100);
+        let r = PacketRing::new(100);
         assert_eq!(r.buf.len(), 64);
         let mut r = PacketRing::new(128);
         // 128 bytes; packets of 50: two fit, the 28 left at the end are skipped.
