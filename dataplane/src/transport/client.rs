@@ -107,7 +107,9 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         c.req_complete = false;
         c.held = false;
         c.server_ns = 0;
-        c.resp.clear();
+        if c.resp.is_active() {
+            c.resp.clear();
+        }
         c.result = Ok(());
         c.retries = 0;
         c.rto = rto;

@@ -1331,7 +1331,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
 }
 
 /// Writes header + payload; `None` if `out` is too small (checked by the caller).
-#[inline]
+#[inline(always)]
 fn write_packet(out: &mut [u8], hdr: &RpcHeaderRepr, payload: &[u8]) -> Option<usize> {
     let mut hdr = *hdr;
     if hdr.frag_count <= 1 {

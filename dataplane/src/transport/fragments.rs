@@ -22,13 +22,16 @@ pub(crate) struct FragSet {
 }
 
 impl FragSet {
+    #[inline]
     fn words(&self) -> usize {
         usize::from(self.count).div_ceil(64)
     }
+    #[inline]
     fn is_small(&self) -> bool {
         self.count <= 64
     }
     /// Empties the set and sizes it for `count` fragments.
+    #[inline]
     pub fn reset(&mut self, count: u16) {
         self.count = count;
         self.ones = 0;
@@ -40,6 +43,7 @@ impl FragSet {
         }
     }
     /// Fills the set with `0..count`.
+    #[inline]
     pub fn fill(&mut self) {
         let c = self.count;
         if self.is_small() {
@@ -53,6 +57,7 @@ impl FragSet {
         }
         self.ones = c;
     }
+    #[inline]
     fn word_mut(&mut self, i: u16) -> Option<&mut u64> {
         if i >= self.count {
             return None;
@@ -63,6 +68,7 @@ impl FragSet {
             self.big.get_mut(usize::from(i / 64))
         }
     }
+    #[inline]
     pub fn contains(&self, i: u16) -> bool {
         if i >= self.count {
             return false;
@@ -75,6 +81,7 @@ impl FragSet {
         w & (1 << (i % 64)) != 0
     }
     /// Adds `i`; returns true if it was not there.
+    #[inline]
     pub fn insert(&mut self, i: u16) -> bool {
         let Some(w) = self.word_mut(i) else {
             return false;
@@ -88,6 +95,7 @@ impl FragSet {
         true
     }
     /// Removes `i`; returns true if it was there.
+    #[inline]
     pub fn remove(&mut self, i: u16) -> bool {
         let Some(w) = self.word_mut(i) else {
             return false;
@@ -100,13 +108,16 @@ impl FragSet {
         self.ones -= 1;
         true
     }
+    #[inline]
     pub fn len(&self) -> u16 {
         self.ones
     }
+    #[inline]
     pub fn is_full(&self) -> bool {
         self.ones == self.count
     }
     /// Smallest member `≥ from`.
+    #[inline]
     pub fn first_from(&self, from: u16) -> Option<u16> {
         if from >= self.count || self.ones == 0 {
             return None;
@@ -196,11 +207,13 @@ impl MsgSender {
         self.queued = false;
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.buf.len()
     }
 
     /// Bytes of fragment `i`.
+    #[inline]
     pub fn fragment(&self, i: u16) -> &[u8] {
         let start = usize::from(i) * self.chunk;
         let end = (start + self.chunk).min(self.buf.len());
@@ -208,6 +221,7 @@ impl MsgSender {
     }
 
     /// Whether any fragment is due.
+    #[inline]
     pub fn has_due(&self) -> bool {
         self.to_send.len() > 0
     }
@@ -258,6 +272,7 @@ impl MsgSender {
         self.to_send.reset(self.count);
     }
 
+    #[inline]
     pub fn all_acked(&self) -> bool {
         self.count > 0 && self.acked.is_full()
     }
@@ -349,6 +364,7 @@ impl MsgReceiver {
         Self::default()
     }
 
+    #[inline]
     pub fn is_active(&self) -> bool {
         self.active
     }
@@ -430,6 +446,7 @@ impl MsgReceiver {
         Ok(Accepted::New)
     }
 
+    #[inline]
     pub fn is_complete(&self) -> bool {
         self.active && self.got.is_full()
     }
