@@ -348,10 +348,12 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             }
             self.cache_bytes -= x.cached_bytes.min(self.cache_bytes);
             x.cached_bytes = 0;
-            let charged = x.req.charged;
-            s.reasm_bytes -= charged.min(s.reasm_bytes);
-            self.reasm_bytes -= charged.min(self.reasm_bytes);
-            x.req.clear();
+            if x.req.is_active() {
+                let charged = x.req.charged;
+                s.reasm_bytes -= charged.min(s.reasm_bytes);
+                self.reasm_bytes -= charged.min(self.reasm_bytes);
+                x.req.clear();
+            }
             x.resp.clear();
             x.state = ServerRpc::Free;
             x.rpc_id = rpc;
