@@ -68,7 +68,16 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             hdr.session = s.remote;
             hdr.rpc_id = rpc;
             if let Some(pos) = self.ring_packet(&mut hdr, payload) {
-                self.fast_call(now, idx as u32, slot as u8, rpc, service, method, pos, payload.len());
+                self.fast_call(
+                    now,
+                    idx as u32,
+                    slot as u8,
+                    rpc,
+                    service,
+                    method,
+                    pos,
+                    payload.len(),
+                );
                 return Ok(RpcId(rpc));
             }
         }
@@ -304,8 +313,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             return Err(RxDrop::Stale);
         }
         c.req_complete = true;
-        if h.frag_count() == 1 && h.packet_type() == PacketType::Response && !c.resp.is_active()
-        {
+        if h.frag_count() == 1 && h.packet_type() == PacketType::Response && !c.resp.is_active() {
             // One-packet answer: straight to the event arena, the slot is free at once.
             let p = h.payload();
             if self.arena.len() + p.len() <= self.cfg.event_arena_bytes {
@@ -478,13 +486,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         c.timer_at = at;
     }
 
-    pub(crate) fn on_rpc_timer(
-        &mut self,
-        now: Instant,
-        idx: u32,
-        id: SessionId,
-        slot: u8,
-    ) {
+    pub(crate) fn on_rpc_timer(&mut self, now: Instant, idx: u32, id: SessionId, slot: u8) {
         let Some(s) = self.sessions.get_mut(idx as usize) else {
             return;
         };

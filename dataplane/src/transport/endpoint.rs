@@ -96,7 +96,11 @@ pub(crate) enum TxItem<A> {
         len: u32,
     },
     /// A fast-path unreliable response, ready-made in the packet ring.
-    RawResp { peer: A, pos: u64, len: u32 },
+    RawResp {
+        peer: A,
+        pos: u64,
+        len: u32,
+    },
 }
 
 impl<A> TxItem<A> {

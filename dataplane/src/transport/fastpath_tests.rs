@@ -108,19 +108,32 @@ fn unreliable_single_fragment_under_faults_ends_each_call_exactly_once() {
         };
         let r = run(&cfg).expect("simulation runs");
         assert!(!r.hung, "seed {seed}: hung");
-        assert_eq!(r.completed + r.failed, r.sent, "seed {seed}: an answer per call");
+        assert_eq!(
+            r.completed + r.failed,
+            r.sent,
+            "seed {seed}: an answer per call"
+        );
         assert_eq!(r.duplicate_answers, 0, "seed {seed}");
         assert_eq!(r.corrupted_responses, 0, "seed {seed}");
         assert_eq!(r.completed_not_executed, 0, "seed {seed}");
-        assert_eq!(r.failed, r.timeouts, "seed {seed}: losses surface as timeouts");
+        assert_eq!(
+            r.failed, r.timeouts,
+            "seed {seed}: losses surface as timeouts"
+        );
         // With 10% loss each way some calls must time out and most must complete.
         assert!(r.timeouts > 0, "seed {seed}: no timeout under 10% loss");
         assert!(r.completed > r.sent / 2, "seed {seed}: {r:?}");
-        assert_eq!(r.client.fast_calls, r.sent, "seed {seed}: all on the fast path");
+        assert_eq!(
+            r.client.fast_calls, r.sent,
+            "seed {seed}: all on the fast path"
+        );
         assert!(r.server.fast_responses > 0, "seed {seed}");
         assert!(r.client.unreliable_sweeps > 0, "seed {seed}");
         // Duplicated responses of answered calls are dropped and counted.
-        assert!(r.client.late_responses > 0, "seed {seed}: 5% dup, none seen late");
+        assert!(
+            r.client.late_responses > 0,
+            "seed {seed}: 5% dup, none seen late"
+        );
     }
 }
 
@@ -129,8 +142,14 @@ fn stray_forged_and_duplicated_responses_complete_nothing_else() {
     let cfg = TransportConfig::default();
     let mut p = pair(&cfg);
     let s = p.session;
-    let a = p.client.call(p.now, s, 1, 1, UNREL, b"aaaa").expect("call a");
-    let b = p.client.call(p.now, s, 1, 1, UNREL, b"bbbb").expect("call b");
+    let a = p
+        .client
+        .call(p.now, s, 1, 1, UNREL, b"aaaa")
+        .expect("call a");
+    let b = p
+        .client
+        .call(p.now, s, 1, 1, UNREL, b"bbbb")
+        .expect("call b");
     assert_eq!(p.client.stats().fast_calls, 2);
     for pkt in client_packets(&mut p) {
         p.server
@@ -152,7 +171,8 @@ fn stray_forged_and_duplicated_responses_complete_nothing_else() {
     let mut wrong_rpc = resp_a.clone();
     wrong_rpc[24] = wrong_rpc[24].wrapping_add(64); // an rpc id never issued
     assert_eq!(
-        p.client.handle_packet(p.now, LOOPBACK_SERVER, &wrong_session),
+        p.client
+            .handle_packet(p.now, LOOPBACK_SERVER, &wrong_session),
         Err(RxDrop::UnknownSession)
     );
     assert_eq!(
@@ -241,7 +261,10 @@ fn response_after_timeout_is_dropped_and_counted() {
     assert_eq!(p.client.stats().late_responses, 1);
     assert!(client_answers(&mut p).is_empty());
     // The slot is usable again.
-    let next = p.client.call(p.now, s, 1, 1, UNREL, b"again").expect("call");
+    let next = p
+        .client
+        .call(p.now, s, 1, 1, UNREL, b"again")
+        .expect("call");
     echo_round(&mut p);
     assert_eq!(
         client_answers(&mut p),
@@ -255,7 +278,10 @@ fn sweep_times_out_only_expired_calls_across_sessions() {
     let timeout = cfg.unreliable_timeout_ns;
     let mut p = pair(&cfg);
     let s1 = p.session;
-    let s2 = p.client.connect(p.now, LOOPBACK_SERVER).expect("second session");
+    let s2 = p
+        .client
+        .connect(p.now, LOOPBACK_SERVER)
+        .expect("second session");
     p.pump();
     while p.client.poll_event().is_some() {}
     assert!(p.client.is_open(s2));
@@ -287,24 +313,38 @@ fn messages_larger_than_one_fragment_take_the_general_path() {
     let mut p = pair(&cfg);
     let s = p.session;
     let big: Vec<u8> = (0..5_000u32).map(|i| (i * 13) as u8).collect();
-    let rpc = p.client.call(p.now, s, 1, 1, UNREL, &big).expect("big call");
-    assert_eq!(p.client.stats().fast_calls, 0, "5000 bytes do not fit one packet");
+    let rpc = p
+        .client
+        .call(p.now, s, 1, 1, UNREL, &big)
+        .expect("big call");
+    assert_eq!(
+        p.client.stats().fast_calls,
+        0,
+        "5000 bytes do not fit one packet"
+    );
     p.pump();
     let reqs = server_requests(&mut p);
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].1, big, "reassembled");
     let mut answer = big.clone();
     answer.reverse();
-    p.server.respond(p.now, reqs[0].0, &answer).expect("respond");
+    p.server
+        .respond(p.now, reqs[0].0, &answer)
+        .expect("respond");
     assert_eq!(p.server.stats().fast_responses, 0);
     p.pump();
     assert_eq!(client_answers(&mut p), vec![(s, rpc, Ok(answer.clone()))]);
     // A small request answered by a big response: fast call, general response path.
-    let rpc = p.client.call(p.now, s, 1, 1, UNREL, b"small").expect("call");
+    let rpc = p
+        .client
+        .call(p.now, s, 1, 1, UNREL, b"small")
+        .expect("call");
     assert_eq!(p.client.stats().fast_calls, 1);
     p.pump();
     let reqs = server_requests(&mut p);
-    p.server.respond(p.now, reqs[0].0, &answer).expect("respond");
+    p.server
+        .respond(p.now, reqs[0].0, &answer)
+        .expect("respond");
     p.pump();
     assert_eq!(client_answers(&mut p), vec![(s, rpc, Ok(answer))]);
     // And the big one timing out is still answered exactly once.
@@ -330,14 +370,18 @@ fn a_full_ring_falls_back_and_a_zero_ring_disables_the_fast_path() {
         let payload = [7u8; 100];
         let mut ids = Vec::new();
         for _ in 0..8 {
-            ids.push(p.client.call(p.now, s, 1, 1, UNREL, &payload).expect("call"));
+            ids.push(
+                p.client
+                    .call(p.now, s, 1, 1, UNREL, &payload)
+                    .expect("call"),
+            );
         }
         let fast = p.client.stats().fast_calls;
         if ring == 0 {
             assert_eq!(fast, 0);
         } else {
             // 256 bytes hold one 132-byte packet: the rest take the general path.
-            assert!(fast >= 1 && fast < 8, "fast {fast}");
+            assert!((1..8).contains(&fast), "fast {fast}");
         }
         echo_round(&mut p);
         let got = client_answers(&mut p);
@@ -376,23 +420,38 @@ fn one_packet_reliable_answers_keep_dedup_and_cache_release() {
     let cfg = TransportConfig::default();
     let mut p = pair(&cfg);
     let s = p.session;
-    for class_method in [(TransportClass::Reliable, 2u16), (TransportClass::ReliableOrdered, 3)] {
+    for class_method in [
+        (TransportClass::Reliable, 2u16),
+        (TransportClass::ReliableOrdered, 3),
+    ] {
         let (class, method) = class_method;
-        let rpc = p.client.call(p.now, s, 1, method, class, b"once").expect("call");
+        let rpc = p
+            .client
+            .call(p.now, s, 1, method, class, b"once")
+            .expect("call");
         let reqs_pkts = client_packets(&mut p);
         assert_eq!(reqs_pkts.len(), 1);
         // The request arrives twice: executed once.
         for _ in 0..2 {
-            let _ = p.server.handle_packet(p.now, LOOPBACK_CLIENT, &reqs_pkts[0]);
+            let _ = p
+                .server
+                .handle_packet(p.now, LOOPBACK_CLIENT, &reqs_pkts[0]);
         }
         let reqs = server_requests(&mut p);
         assert_eq!(reqs.len(), 1, "{class:?}: executed once");
-        p.server.respond(p.now, reqs[0].0, b"done").expect("respond");
+        p.server
+            .respond(p.now, reqs[0].0, b"done")
+            .expect("respond");
         assert!(p.server.buffered_bytes().1 > 0, "response cached");
         // The response is lost; the client's retransmission is answered from the cache.
         let _lost = server_packets(&mut p);
-        let _ = p.server.handle_packet(p.now, LOOPBACK_CLIENT, &reqs_pkts[0]);
-        assert!(server_requests(&mut p).is_empty(), "{class:?}: not re-executed");
+        let _ = p
+            .server
+            .handle_packet(p.now, LOOPBACK_CLIENT, &reqs_pkts[0]);
+        assert!(
+            server_requests(&mut p).is_empty(),
+            "{class:?}: not re-executed"
+        );
         p.pump();
         assert_eq!(client_answers(&mut p), vec![(s, rpc, Ok(b"done".to_vec()))]);
     }

@@ -83,8 +83,15 @@ mod tests {
             h.emit(&mut a).expect("32 bytes");
             assert_eq!(write(&h, &mut b), Some(()));
             assert_eq!(a[..], b[..HEADER_LEN], "{h:?}");
-            assert_eq!(b[HEADER_LEN..], [0xee; 3], "nothing written past the header");
+            assert_eq!(
+                b[HEADER_LEN..],
+                [0xee; 3],
+                "nothing written past the header"
+            );
         }
-        assert_eq!(write(&RpcHeaderRepr::new(PacketType::Close), &mut [0; 31]), None);
+        assert_eq!(
+            write(&RpcHeaderRepr::new(PacketType::Close), &mut [0; 31]),
+            None
+        );
     }
 }
