@@ -30,6 +30,12 @@
 //! # Classes (per method, from the [`ClassTable`])
 //! - `Unreliable`: one datagram (or one train of fragments) each way; the server keeps
 //!   no per-RPC state; the client reports [`RpcError::Timeout`] after its deadline.
+//!   A message that fits one packet takes the fast path: `call` and `respond` write the
+//!   packet once (header in place) into a byte ring that `poll_transmit` copies out,
+//!   the client's window slot holds only the rpc id and deadline, and one endpoint-wide
+//!   sweep timer (re-armed for the earliest outstanding deadline) times calls out
+//!   instead of a timer per call. When the ring is full (`fast_tx_bytes`) or the
+//!   message needs fragments, the general path below is used.
 //! - `Reliable`: at-most-once execution, exactly one answer. RPC `r` of a session uses
 //!   slot `r & (window - 1)` on both sides (the window is the credit count: a client has at
 //!   most `window` RPCs outstanding per session, [`CallError::WindowFull`] otherwise).
@@ -44,6 +50,12 @@
 //!   the slots, so the reorder buffer is bounded by the window). When the client gives
 //!   up on an ordered RPC it fails the session's other outstanding ordered RPCs too and
 //!   marks the next ordered request `RESYNC`, so the server does not wait forever.
+//!
+//! One-packet answers (any class) and one-packet requests that can be delivered at
+//! once are copied into the event arena, so their slots need no release when the event
+//! is consumed. A client slot's RPC timer is lazy: finishing an RPC or moving its timer
+//! later leaves the wheel entry in place, and the entry re-arms itself (or does nothing)
+//! when it fires, so back-to-back calls on a slot cost no wheel operation.
 //!
 //! # Fragmentation
 //! Messages larger than `mtu_payload` are split into equal chunks (the last shorter),
