@@ -1102,6 +1102,17 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 }
                 Some((peer, len))
             }
+            other => self.emit_other(now, other, out),
+        }
+    }
+
+    /// [`emit`](Self::emit) for everything but the per-RPC data items: kept out of line
+    /// so the hot path stays small.
+    #[inline(never)]
+    fn emit_other(&mut self, now: Instant, item: TxItem<A>, out: &mut [u8]) -> Option<(A, usize)> {
+        let mtu = self.cfg.mtu_payload;
+        match item {
+            TxItem::ClientReq { .. } | TxItem::ServerResp { .. } => None,
             TxItem::Unrel { buf } => {
                 let u = self.unrel.get_mut(buf as usize)?;
                 if u.use_ != UnrelUse::Sending {
