@@ -102,6 +102,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             } else {
                 self.cfg.unreliable_timeout_ns
             };
+        let sid = s.id;
         let c = &mut s.client_slots[slot];
         c.state = ClientRpc::Active;
         c.fast = false;
@@ -134,8 +135,22 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         } else {
             deadline
         };
-        self.set_slot_timer(idx as u32, slot as u8, first);
-        self.queue_client_req(idx as u32, slot as u8);
+        // The slot's timer (see `set_slot_timer`) and the transmit item, without looking
+        // the slot up again.
+        let (idx, slot) = (idx as u32, slot as u8);
+        c.due = Some(first);
+        if c.timer.is_none() || c.timer_at > first {
+            if let Some(h) = c.timer {
+                self.timers.cancel(h);
+            }
+            let t = Timer::Rpc { idx, id: sid, slot };
+            c.timer = Some(self.timers.insert(first, t));
+            c.timer_at = first;
+        }
+        if !c.req.queued {
+            c.req.queued = true;
+            self.tx.push_back(TxItem::ClientReq { idx, id: sid, slot });
+        }
         self.stats.calls += 1;
         Ok(RpcId(rpc))
     }
@@ -581,7 +596,21 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     /// response is already arriving. It becomes suspect: if no answer comes within the
     /// reordering window it is re-sent (see `on_rpc_timer`). A retransmission moves
     /// `last_sent`, so answers to requests sent before it do not trigger it again.
+    #[inline]
     fn note_later_answer(&mut self, now: Instant, idx: u32, sent: Instant, ordered: bool) {
+        let s = &self.sessions[idx as usize];
+        let reo = (s.srtt / 4).max(1_000);
+        // Common case: even the oldest outstanding RPC was sent within the window.
+        match s.client_slots.get(usize::from(s.sent_head)) {
+            Some(o) if o.last_sent + reo <= sent => {
+                self.note_later_answer_walk(now, idx, sent, ordered)
+            }
+            _ => {}
+        }
+    }
+
+    #[inline(never)]
+    fn note_later_answer_walk(&mut self, now: Instant, idx: u32, sent: Instant, ordered: bool) {
         let s = &mut self.sessions[idx as usize];
         let reo = (s.srtt / 4).max(1_000);
         let mut due: u64 = 0;
@@ -667,7 +696,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         c.state = ClientRpc::Free;
         let (rpc, sent, was_retransmitted) = (c.rpc_id, c.last_sent, c.retransmitted);
         let ordered = c.class == TransportClass::ReliableOrdered;
-        if c.req.count != 0 {
+        if c.req.count > 1 {
+            // A one-packet request stays until the slot's next call overwrites it.
             c.req.clear();
         }
         if c.class.is_reliable() && !c.retransmitted {

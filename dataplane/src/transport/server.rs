@@ -112,7 +112,14 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         x.cached_bytes = len;
         x.state = ServerRpc::Responded;
         self.cache_bytes += len;
-        self.queue_server_resp(idx as u32, slot as u8);
+        if !x.resp.queued {
+            x.resp.queued = true;
+            self.tx.push_back(TxItem::ServerResp {
+                idx: idx as u32,
+                id: req.session,
+                slot: slot as u8,
+            });
+        }
         Ok(())
     }
 
