@@ -42,6 +42,13 @@ impl FragSet {
             self.big.resize(w, 0);
         }
     }
+    /// Makes the set `{0}` of a one-fragment message (`full`) or the empty set of one.
+    #[inline]
+    pub fn reset_single(&mut self, full: bool) {
+        self.count = 1;
+        self.ones = u16::from(full);
+        self.small = u64::from(full);
+    }
     /// Fills the set with `0..count`.
     #[inline]
     pub fn fill(&mut self) {
@@ -179,6 +186,14 @@ impl MsgSender {
         self.buf.clear();
         self.buf.extend_from_slice(payload);
         self.chunk = chunk.max(1);
+        self.cursor = 0;
+        if payload.len() <= self.chunk {
+            // One fragment (the common case): due, not acknowledged, no send times.
+            self.count = 1;
+            self.acked.reset_single(false);
+            self.to_send.reset_single(true);
+            return;
+        }
         self.count = if payload.len() <= self.chunk {
             1
         } else {
@@ -464,6 +479,32 @@ impl MsgReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn single_fragment_sets_match_the_general_reset() {
+        for full in [false, true] {
+            let mut a = FragSet::default();
+            a.reset(200);
+            a.fill();
+            a.reset_single(full);
+            let mut b = FragSet::default();
+            b.reset(1);
+            if full {
+                b.fill();
+            }
+            assert_eq!((a.count, a.ones, a.small), (b.count, b.ones, b.small));
+            assert_eq!(a.contains(0), full);
+            assert_eq!(a.first_from(0), full.then_some(0));
+        }
+        let mut tx = MsgSender::new();
+        tx.load(&[1; 3000], 1440);
+        tx.load(b"one", 1440);
+        assert_eq!((tx.count, tx.len(), tx.fragment(0)), (1, 3, &b"one"[..]));
+        assert_eq!(tx.next_due(Instant::from_nanos(1)), Some((0, true)));
+        assert!(!tx.has_due() && !tx.all_acked());
+        tx.ack_bitmap(&[1]);
+        assert!(tx.all_acked());
+    }
 
     #[test]
     fn fragset_small_and_big() {
