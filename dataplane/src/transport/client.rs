@@ -7,12 +7,15 @@
 
 use std::hash::Hash;
 
-use super::endpoint::{EventDesc, Timer, TxItem};
-use super::session::{ClientRpc, Role, SessState, SessionId};
+use super::endpoint::{newer, EventDesc, Timer, TxItem};
+use super::session::{ClientRpc, Role, SessState, SessionId, NIL_SLOT};
 use super::{
     error_code, CallError, CloseReason, Endpoint, Instant, RpcError, RpcId, RxDrop, TransportClass,
 };
-use crate::wire::rpc::{PacketType, RpcHeader, AUX_PROBE, FLAG_ACK_REQ, FLAG_COMPLETE, FLAG_HELD};
+use crate::wire::rpc::{
+    PacketType, RpcHeader, RpcHeaderRepr, AUX_PROBE, FLAG_ACK_REQ, FLAG_COMPLETE, FLAG_HELD,
+    HEADER_LEN,
+};
 
 /// Held-acks naming the same missing ordered request before it is re-sent early.
 const ORDER_GAP_THRESHOLD: u8 = 3;
@@ -57,6 +60,28 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         let Some((rpc, slot)) = chosen else {
             return Err(CallError::WindowFull);
         };
+        if class == TransportClass::Unreliable && payload.len() <= self.cfg.mtu_payload {
+            let mut hdr = RpcHeaderRepr::new(PacketType::Request);
+            hdr.class = class.to_wire();
+            hdr.service = service;
+            hdr.method = method;
+            hdr.session = s.remote;
+            hdr.rpc_id = rpc;
+            if let Some(pos) = self.ring_packet(&mut hdr, payload) {
+                self.fast_call(
+                    now,
+                    idx as u32,
+                    slot as u8,
+                    rpc,
+                    service,
+                    method,
+                    pos,
+                    payload.len(),
+                );
+                return Ok(RpcId(rpc));
+            }
+        }
+        let s = &mut self.sessions[idx];
         s.next_rpc = rpc.wrapping_add(1);
         let rto = session_rto(s.srtt, s.rttvar, &self.cfg);
         let (order_seq, resync) = if class == TransportClass::ReliableOrdered {
@@ -77,8 +102,10 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             } else {
                 self.cfg.unreliable_timeout_ns
             };
+        let sid = s.id;
         let c = &mut s.client_slots[slot];
         c.state = ClientRpc::Active;
+        c.fast = false;
         c.rpc_id = rpc;
         c.class = class;
         c.service = service;
@@ -90,7 +117,9 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         c.req_complete = false;
         c.held = false;
         c.server_ns = 0;
-        c.resp.clear();
+        if c.resp.is_active() {
+            c.resp.clear();
+        }
         c.result = Ok(());
         c.retries = 0;
         c.rto = rto;
@@ -99,26 +128,140 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         c.deadline = deadline;
         c.later_answers = 0;
         c.suspect = false;
-        s.sent_touch(slot as u8, now);
+        // Joins the sent-order list when it is first transmitted.
+        c.last_sent = now;
         let first = if class.is_reliable() {
             (now + rto).min(deadline)
         } else {
             deadline
         };
-        let id = s.id;
-        let h = self.timers.insert(
-            first,
-            Timer::Rpc {
-                idx: idx as u32,
-                id,
-                slot: slot as u8,
-                rpc,
-            },
-        );
-        self.sessions[idx].client_slots[slot].timer = Some(h);
-        self.queue_client_req(idx as u32, slot as u8);
+        // The slot's timer (see `set_slot_timer`) and the transmit item, without looking
+        // the slot up again.
+        let (idx, slot) = (idx as u32, slot as u8);
+        c.due = Some(first);
+        if c.timer.is_none() || c.timer_at > first {
+            if let Some(h) = c.timer {
+                self.timers.cancel(h);
+            }
+            let t = Timer::Rpc { idx, id: sid, slot };
+            c.timer = Some(self.timers.insert(first, t));
+            c.timer_at = first;
+        }
+        if !c.req.queued {
+            c.req.queued = true;
+            self.tx.push_back(TxItem::ClientReq { idx, id: sid, slot });
+        }
         self.stats.calls += 1;
         Ok(RpcId(rpc))
+    }
+
+    /// The rest of a fast-path call whose request is already in the ring: the slot
+    /// keeps only what matching the response and timing the call out need.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn fast_call(
+        &mut self,
+        now: Instant,
+        idx: u32,
+        slot: u8,
+        rpc: u32,
+        service: u16,
+        method: u16,
+        pos: u64,
+        len: usize,
+    ) {
+        let deadline = now + self.cfg.unreliable_timeout_ns;
+        let s = &mut self.sessions[idx as usize];
+        let id = s.id;
+        s.next_rpc = rpc.wrapping_add(1);
+        s.issue_counter += 1;
+        let bit = 1u64 << slot;
+        s.active_mask |= bit;
+        s.unrel_mask |= bit;
+        let c = &mut s.client_slots[usize::from(slot)];
+        c.state = ClientRpc::Active;
+        c.fast = true;
+        c.rpc_id = rpc;
+        c.class = TransportClass::Unreliable;
+        c.service = service;
+        c.method = method;
+        if c.req.count != 0 {
+            c.req.clear();
+        }
+        if c.resp.is_active() {
+            c.resp.clear();
+        }
+        c.req_complete = false;
+        c.result = Ok(());
+        c.retries = 0;
+        c.retransmitted = false;
+        c.first_sent = now;
+        c.last_sent = now;
+        c.deadline = deadline;
+        if !s.in_unrel_list {
+            s.in_unrel_list = true;
+            self.unrel_sessions.push(idx);
+        }
+        match self.sweep {
+            Some((_, at)) if at <= deadline => {}
+            other => {
+                if let Some((h, _)) = other {
+                    self.timers.cancel(h);
+                }
+                let h = self.timers.insert(deadline, Timer::UnrelSweep);
+                self.sweep = Some((h, deadline));
+            }
+        }
+        self.tx.push_back(TxItem::RawReq {
+            idx,
+            id,
+            pos,
+            len: (HEADER_LEN + len) as u32,
+        });
+        self.stats.calls += 1;
+        self.stats.fast_calls += 1;
+    }
+
+    /// Times out the fast-path unreliable calls whose deadline has passed and re-arms
+    /// itself for the earliest remaining one. One timer for the whole endpoint instead
+    /// of one per call.
+    pub(crate) fn on_unrel_sweep(&mut self, now: Instant) {
+        self.sweep = None;
+        self.stats.unreliable_sweeps += 1;
+        let mut next: Option<Instant> = None;
+        let mut i = 0;
+        while let Some(&idx) = self.unrel_sessions.get(i) {
+            let Some(s) = self.sessions.get(idx as usize) else {
+                self.unrel_sessions.swap_remove(i);
+                continue;
+            };
+            let mut mask = s.unrel_mask;
+            while mask != 0 {
+                let j = mask.trailing_zeros() as u8;
+                mask &= mask - 1;
+                let Some(c) = self.sessions[idx as usize].client_slots.get(usize::from(j)) else {
+                    continue;
+                };
+                if c.state != ClientRpc::Active {
+                    self.sessions[idx as usize].unrel_mask &= !(1 << j);
+                } else if c.deadline <= now {
+                    self.finish(now, idx, j, Err(RpcError::Timeout { retries: 0 }));
+                } else {
+                    next = Some(next.map_or(c.deadline, |n| n.min(c.deadline)));
+                }
+            }
+            let s = &mut self.sessions[idx as usize];
+            if s.unrel_mask == 0 {
+                s.in_unrel_list = false;
+                self.unrel_sessions.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        if let Some(at) = next {
+            let h = self.timers.insert(at, Timer::UnrelSweep);
+            self.sweep = Some((h, at));
+        }
     }
 
     pub(crate) fn client_on_connect_ack(
@@ -179,9 +322,21 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         let slot = (rpc & (u32::from(s.window) - 1)) as usize;
         let c = &mut s.client_slots[slot];
         if c.state != ClientRpc::Active || c.rpc_id != rpc {
+            if c.rpc_id == rpc || newer(c.rpc_id, rpc) {
+                self.stats.late_responses += 1;
+            }
             return Err(RxDrop::Stale);
         }
         c.req_complete = true;
+        if h.frag_count() == 1 && h.packet_type() == PacketType::Response && !c.resp.is_active() {
+            // One-packet answer: straight to the event arena, the slot is free at once.
+            let p = h.payload();
+            if self.arena.len() + p.len() <= self.cfg.event_arena_bytes {
+                c.server_ns = u64::from(h.aux()) * 1_000;
+                self.finish_in_arena(now, idx, slot as u8, p);
+                return Ok(());
+            }
+        }
         if h.packet_type() == PacketType::Error {
             self.finish(
                 now,
@@ -320,29 +475,33 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
 
     /// (Re)arms a reliable RPC's timer for `at` (capped by its deadline).
     fn arm_rpc_timer(&mut self, idx: u32, slot: u8, at: Instant) {
-        let s = &mut self.sessions[idx as usize];
-        let id = s.id;
-        let c = &mut s.client_slots[usize::from(slot)];
+        let c = &self.sessions[idx as usize].client_slots[usize::from(slot)];
         if !c.class.is_reliable() {
             return;
         }
-        if let Some(t) = c.timer.take() {
-            self.timers.cancel(t);
-        }
         let at = at.min(c.deadline);
-        let rpc = c.rpc_id;
-        let h = self.timers.insert(at, Timer::Rpc { idx, id, slot, rpc });
-        self.sessions[idx as usize].client_slots[usize::from(slot)].timer = Some(h);
+        self.set_slot_timer(idx, slot, at);
     }
 
-    pub(crate) fn on_rpc_timer(
-        &mut self,
-        now: Instant,
-        idx: u32,
-        id: SessionId,
-        slot: u8,
-        rpc: u32,
-    ) {
+    /// Wants the slot's timer at `at`. A live wheel entry due no later is kept (it
+    /// re-arms itself for `due` when it fires early); otherwise it is replaced.
+    #[inline]
+    fn set_slot_timer(&mut self, idx: u32, slot: u8, at: Instant) {
+        let s = &mut self.sessions[idx as usize];
+        let id = s.id;
+        let c = &mut s.client_slots[usize::from(slot)];
+        c.due = Some(at);
+        if let Some(h) = c.timer {
+            if c.timer_at <= at {
+                return;
+            }
+            self.timers.cancel(h);
+        }
+        c.timer = Some(self.timers.insert(at, Timer::Rpc { idx, id, slot }));
+        c.timer_at = at;
+    }
+
+    pub(crate) fn on_rpc_timer(&mut self, now: Instant, idx: u32, id: SessionId, slot: u8) {
         let Some(s) = self.sessions.get_mut(idx as usize) else {
             return;
         };
@@ -352,10 +511,22 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         let Some(c) = s.client_slots.get_mut(usize::from(slot)) else {
             return;
         };
-        if c.state != ClientRpc::Active || c.rpc_id != rpc {
+        // The slot's (lazy) entry fired: it serves whatever RPC the slot holds now.
+        c.timer = None;
+        let Some(due) = c.due else {
+            return;
+        };
+        if c.state != ClientRpc::Active {
+            c.due = None;
             return;
         }
-        c.timer = None;
+        if due > now {
+            // Moved later since the entry was inserted: sleep again.
+            c.timer = Some(self.timers.insert(due, Timer::Rpc { idx, id, slot }));
+            c.timer_at = due;
+            return;
+        }
+        c.due = None;
         if c.suspect && now < c.deadline {
             // The reorder window passed and no answer came: it was lost.
             c.suspect = false;
@@ -425,7 +596,21 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     /// response is already arriving. It becomes suspect: if no answer comes within the
     /// reordering window it is re-sent (see `on_rpc_timer`). A retransmission moves
     /// `last_sent`, so answers to requests sent before it do not trigger it again.
+    #[inline]
     fn note_later_answer(&mut self, now: Instant, idx: u32, sent: Instant, ordered: bool) {
+        let s = &self.sessions[idx as usize];
+        let reo = (s.srtt / 4).max(1_000);
+        // Common case: even the oldest outstanding RPC was sent within the window.
+        match s.client_slots.get(usize::from(s.sent_head)) {
+            Some(o) if o.last_sent + reo <= sent => {
+                self.note_later_answer_walk(now, idx, sent, ordered)
+            }
+            _ => {}
+        }
+    }
+
+    #[inline(never)]
+    fn note_later_answer_walk(&mut self, now: Instant, idx: u32, sent: Instant, ordered: bool) {
         let s = &mut self.sessions[idx as usize];
         let reo = (s.srtt / 4).max(1_000);
         let mut due: u64 = 0;
@@ -495,6 +680,45 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         }
     }
 
+    /// Ends an RPC answered by one packet (any class): the payload goes to the event
+    /// arena and the slot is free at once (no `Done` state, nothing to release when the
+    /// event is consumed). Same bookkeeping as [`finish`](Self::finish) with `Ok`.
+    #[inline]
+    fn finish_in_arena(&mut self, now: Instant, idx: u32, slot: u8, payload: &[u8]) {
+        let s = &mut self.sessions[idx as usize];
+        let id = s.id;
+        let bit = 1u64 << slot;
+        s.active_mask &= !bit;
+        s.unrel_mask &= !bit;
+        s.sent_unlink(slot);
+        let c = &mut s.client_slots[usize::from(slot)];
+        c.due = None;
+        c.state = ClientRpc::Free;
+        let (rpc, sent, was_retransmitted) = (c.rpc_id, c.last_sent, c.retransmitted);
+        let ordered = c.class == TransportClass::ReliableOrdered;
+        if c.req.count > 1 {
+            // A one-packet request stays until the slot's next call overwrites it.
+            c.req.clear();
+        }
+        if c.class.is_reliable() && !c.retransmitted {
+            let sample = (now - c.first_sent).saturating_sub(c.server_ns).max(1);
+            s.rtt_sample(sample);
+        }
+        let off = self.arena.len() as u32;
+        self.arena.extend_from_slice(payload);
+        self.events.push_back(EventDesc::ArenaResponse {
+            session: id,
+            rpc,
+            off,
+            len: payload.len() as u32,
+        });
+        self.stats.rpcs_completed += 1;
+        if !was_retransmitted && self.sessions[idx as usize].sent_head != NIL_SLOT {
+            // An answer is a loss signal for reliable RPCs sent before this one.
+            self.note_later_answer(now, idx, sent, ordered);
+        }
+    }
+
     /// Ends an RPC with `result`: the answer is queued as an event, the slot freed once
     /// the event is consumed.
     pub(crate) fn finish(
@@ -508,28 +732,20 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         let id = s.id;
         s.sent_unlink(slot);
         let c = &mut s.client_slots[usize::from(slot)];
-        if let Some(t) = c.timer.take() {
-            self.timers.cancel(t);
-        }
+        c.due = None;
         c.state = ClientRpc::Done;
         let rpc = c.rpc_id;
         let sent = c.last_sent;
         let was_retransmitted = c.retransmitted;
         let ordered = c.class == TransportClass::ReliableOrdered;
         s.active_mask &= !(1 << slot);
+        s.unrel_mask &= !(1 << slot);
         let ok = result.is_ok();
         // Karn: no sample from a retransmitted RPC. The time the request spent in the
         // server (reorder wait, handler) is not network round trip: subtract it.
         if ok && c.class.is_reliable() && !c.retransmitted {
             let sample = (now - c.first_sent).saturating_sub(c.server_ns).max(1);
-            if s.srtt == 0 {
-                s.srtt = sample;
-                s.rttvar = sample / 2;
-            } else {
-                let d = s.srtt.abs_diff(sample);
-                s.rttvar = (3 * s.rttvar + d) / 4;
-                s.srtt = (7 * s.srtt + sample) / 8;
-            }
+            s.rtt_sample(sample);
         }
         let timed_out = matches!(result, Err(RpcError::Timeout { .. }));
         if timed_out {
@@ -580,6 +796,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         let id = s.id;
         let mut mask = s.active_mask;
         s.active_mask = 0;
+        s.unrel_mask = 0;
         s.sent_head = super::session::NIL_SLOT;
         s.sent_tail = super::session::NIL_SLOT;
         while mask != 0 {
@@ -590,9 +807,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             if c.state != ClientRpc::Active {
                 continue;
             }
-            if let Some(t) = c.timer.take() {
-                self.timers.cancel(t);
-            }
+            c.due = None;
             c.state = ClientRpc::Free;
             self.stats.rpcs_failed += 1;
             self.events.push_back(EventDesc::Failed {

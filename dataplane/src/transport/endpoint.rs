@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::hash::Hash;
 
 use super::fragments::{MsgReceiver, MsgSender};
+use super::ring::PacketRing;
 use super::session::{ClientRpc, Role, ServerRpc, SessState, Session, SessionId, TagSource};
 use super::{
     CallError, ClassTable, CloseReason, ConfigError, ConnectError, Event, Instant, RequestRef,
@@ -26,13 +27,9 @@ use crate::wire::rpc::{
 pub(crate) enum Timer {
     /// Handshake retry (client), embryonic expiry or idle check (server).
     Session { idx: u32, id: SessionId },
-    /// A client RPC's retransmission timeout or deadline.
-    Rpc {
-        idx: u32,
-        id: SessionId,
-        slot: u8,
-        rpc: u32,
-    },
+    /// A client slot's retransmission timeout or deadline (for whatever RPC the slot
+    /// holds when it fires: the entry is lazy, see `ClientSlot::due`).
+    Rpc { idx: u32, id: SessionId, slot: u8 },
     /// A delayed selective ack (of a request by the server, of a response by the client).
     Sack {
         idx: u32,
@@ -41,6 +38,8 @@ pub(crate) enum Timer {
         rpc: u32,
         trigger: u16,
     },
+    /// The sweep that times out fast-path unreliable calls (one for the endpoint).
+    UnrelSweep,
 }
 
 /// One pending transmission. Data items point at state (and re-check it when polled);
@@ -88,13 +87,31 @@ pub(crate) enum TxItem<A> {
         peer: A,
         hdr: RpcHeaderRepr,
     },
+    /// A fast-path unreliable request, ready-made in the packet ring (sent only while
+    /// its session is still open).
+    RawReq {
+        idx: u32,
+        id: SessionId,
+        pos: u64,
+        len: u32,
+    },
+    /// A fast-path unreliable response, ready-made in the packet ring.
+    RawResp {
+        peer: A,
+        pos: u64,
+        len: u32,
+    },
 }
 
 impl<A> TxItem<A> {
     fn is_control(&self) -> bool {
         !matches!(
             self,
-            TxItem::ClientReq { .. } | TxItem::ServerResp { .. } | TxItem::Unrel { .. }
+            TxItem::ClientReq { .. }
+                | TxItem::ServerResp { .. }
+                | TxItem::Unrel { .. }
+                | TxItem::RawReq { .. }
+                | TxItem::RawResp { .. }
         )
     }
 }
@@ -123,6 +140,14 @@ pub(crate) enum EventDesc<A> {
         idx: u32,
         slot: u8,
         rpc: u32,
+    },
+    /// A single-fragment response copied into the event arena (the slot is free
+    /// already).
+    ArenaResponse {
+        session: SessionId,
+        rpc: u32,
+        off: u32,
+        len: u32,
     },
     /// The slot is gone (session closed): the result travels in the event.
     Failed {
@@ -193,6 +218,12 @@ pub struct Endpoint<A> {
     pub(crate) release: Release,
     pub(crate) unrel: Vec<UnrelBuf<A>>,
     pub(crate) unrel_free: Vec<u32>,
+    /// Ready-made packets of the single-fragment unreliable fast path.
+    pub(crate) ring: PacketRing,
+    /// Sessions with fast-path unreliable calls outstanding (the sweep's work list).
+    pub(crate) unrel_sessions: Vec<u32>,
+    /// The armed unreliable sweep and its deadline.
+    pub(crate) sweep: Option<(super::TimerHandle, Instant)>,
     pub(crate) reasm_bytes: usize,
     pub(crate) cache_bytes: usize,
     pub(crate) error_tokens: u32,
@@ -236,6 +267,9 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             release: Release::None,
             unrel: Vec::new(),
             unrel_free: Vec::new(),
+            ring: PacketRing::new(config.fast_tx_bytes),
+            unrel_sessions: Vec::new(),
+            sweep: None,
             reasm_bytes: 0,
             cache_bytes: 0,
             error_tokens: config.error_replies_per_ms,
@@ -284,6 +318,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             + self.tx.capacity() * core::mem::size_of::<TxItem<A>>()
             + self.events.capacity() * core::mem::size_of::<EventDesc<A>>()
             + self.arena.capacity()
+            + self.ring.memory_bytes()
+            + self.unrel_sessions.capacity() * 4
             + self
                 .unrel
                 .iter()
@@ -420,7 +456,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         for t in expired.drain(..) {
             match t {
                 Timer::Session { idx, id } => self.on_session_timer(now, idx, id),
-                Timer::Rpc { idx, id, slot, rpc } => self.on_rpc_timer(now, idx, id, slot, rpc),
+                Timer::Rpc { idx, id, slot } => self.on_rpc_timer(now, idx, id, slot),
                 Timer::Sack {
                     idx,
                     id,
@@ -428,6 +464,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                     rpc,
                     trigger,
                 } => self.on_sack_timer(idx, id, slot, rpc, trigger),
+                Timer::UnrelSweep => self.on_unrel_sweep(now),
             }
         }
         self.expired = expired;
@@ -438,10 +475,30 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<(A, usize)> {
         self.release_pending();
         while let Some(item) = self.tx.pop_front() {
-            if item.is_control() {
-                self.tx_control -= 1;
-            }
-            if let Some((peer, len)) = self.emit(now, item, out) {
+            let sent = match item {
+                TxItem::RawReq { idx, id, pos, len } => {
+                    let peer = self
+                        .sessions
+                        .get(idx as usize)
+                        .filter(|s| s.id == id && s.state == SessState::Open)
+                        .and_then(|s| s.peer);
+                    let r = peer.and_then(|p| self.emit_raw(p, pos, len, out));
+                    self.ring.release(pos, len as usize);
+                    r
+                }
+                TxItem::RawResp { peer, pos, len } => {
+                    let r = self.emit_raw(peer, pos, len, out);
+                    self.ring.release(pos, len as usize);
+                    r
+                }
+                _ => {
+                    if item.is_control() {
+                        self.tx_control -= 1;
+                    }
+                    self.emit(now, item, out)
+                }
+            };
+            if let Some((peer, len)) = sent {
                 self.stats.tx_packets += 1;
                 self.stats.tx_bytes += len as u64;
                 return Some((peer, len));
@@ -465,6 +522,20 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 EventDesc::ConnectFailed(session) => return Some(Event::ConnectFailed { session }),
                 EventDesc::Closed(session, reason) => {
                     return Some(Event::SessionClosed { session, reason })
+                }
+                EventDesc::ArenaResponse {
+                    session,
+                    rpc,
+                    off,
+                    len,
+                } => {
+                    let (o, l) = (off as usize, len as usize);
+                    let payload = self.arena.get(o..o + l).unwrap_or(&[]);
+                    return Some(Event::Response {
+                        session,
+                        rpc: RpcId(rpc),
+                        result: Ok(payload),
+                    });
                 }
                 EventDesc::Failed { session, rpc, err } => {
                     return Some(Event::Response {
@@ -552,7 +623,20 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     // ---------------------------------------------------------------- internals
 
     /// Frees what the last event borrowed; resets the arena when no event needs it.
+    /// Runs at the start of every `&mut` API call, so the common case (nothing
+    /// borrowed, arena empty or still needed) is an inlined check.
+    #[inline(always)]
     pub(crate) fn release_pending(&mut self) {
+        if matches!(self.release, Release::None)
+            && (self.arena.is_empty() || !self.events.is_empty())
+        {
+            return;
+        }
+        self.release_pending_slow();
+    }
+
+    #[inline(never)]
+    fn release_pending_slow(&mut self) {
         match std::mem::replace(&mut self.release, Release::None) {
             Release::None => {}
             Release::ClientSlot { idx, id, slot } => {
@@ -613,6 +697,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     }
 
     /// Queues the client request of a slot unless it is already queued.
+    #[inline]
     pub(crate) fn queue_client_req(&mut self, idx: u32, slot: u8) {
         let s = &mut self.sessions[idx as usize];
         let id = s.id;
@@ -624,6 +709,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     }
 
     /// Queues the server response of a slot unless it is already queued.
+    #[inline]
     pub(crate) fn queue_server_resp(&mut self, idx: u32, slot: u8) {
         let s = &mut self.sessions[idx as usize];
         let id = s.id;
@@ -802,6 +888,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         s.id = SessionId(0);
         s.peer = None;
         s.reasm_bytes = 0;
+        s.unrel_mask = 0;
         self.free.push(idx);
     }
 
@@ -917,6 +1004,22 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         }
     }
 
+    /// Copies a ready-made packet of the ring into `out`.
+    #[inline]
+    fn emit_raw(&mut self, peer: A, pos: u64, len: u32, out: &mut [u8]) -> Option<(A, usize)> {
+        if out.len() < HEADER_LEN + self.cfg.mtu_payload {
+            self.stats.tx_buffer_too_small += 1;
+            return None;
+        }
+        let len = len as usize;
+        let bytes = self.ring.get(pos, len);
+        if bytes.len() != len {
+            return None;
+        }
+        out.get_mut(..len)?.copy_from_slice(bytes);
+        Some((peer, len))
+    }
+
     /// Writes one packet for `item` into `out`, or `None` if the item is stale.
     fn emit(&mut self, now: Instant, item: TxItem<A>, out: &mut [u8]) -> Option<(A, usize)> {
         let mtu = self.cfg.mtu_payload;
@@ -999,6 +1102,17 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 }
                 Some((peer, len))
             }
+            other => self.emit_other(now, other, out),
+        }
+    }
+
+    /// [`emit`](Self::emit) for everything but the per-RPC data items: kept out of line
+    /// so the hot path stays small.
+    #[inline(never)]
+    fn emit_other(&mut self, now: Instant, item: TxItem<A>, out: &mut [u8]) -> Option<(A, usize)> {
+        let mtu = self.cfg.mtu_payload;
+        match item {
+            TxItem::ClientReq { .. } | TxItem::ServerResp { .. } => None,
             TxItem::Unrel { buf } => {
                 let u = self.unrel.get_mut(buf as usize)?;
                 if u.use_ != UnrelUse::Sending {
@@ -1121,6 +1235,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 Some((peer, HEADER_LEN + n))
             }
             TxItem::Header { peer, hdr } => Some((peer, write_packet(out, &hdr, &[])?)),
+            // Handled by `poll_transmit` (they release ring space).
+            TxItem::RawReq { .. } | TxItem::RawResp { .. } => None,
         }
     }
 
@@ -1181,6 +1297,21 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         Ok(())
     }
 
+    /// Writes `hdr` (one fragment, `msg_len` set here) and `payload` as one ready-made
+    /// packet into the fast-path ring; its position, or `None` when the ring is full.
+    #[inline]
+    pub(crate) fn ring_packet(&mut self, hdr: &mut RpcHeaderRepr, payload: &[u8]) -> Option<u64> {
+        let len = HEADER_LEN + payload.len();
+        let (pos, bytes) = self.ring.reserve(len)?;
+        hdr.frag_index = 0;
+        hdr.frag_count = 1;
+        hdr.msg_len = payload.len() as u32;
+        let (head, body) = bytes.split_at_mut(HEADER_LEN);
+        super::hdr::write(hdr, head)?;
+        body.copy_from_slice(payload);
+        Some(pos)
+    }
+
     /// Token bucket for replies to packets of unknown sessions.
     pub(crate) fn take_error_token(&mut self, now: Instant) -> bool {
         let ms = now.as_nanos() / 1_000_000;
@@ -1215,12 +1346,13 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
 }
 
 /// Writes header + payload; `None` if `out` is too small (checked by the caller).
+#[inline(always)]
 fn write_packet(out: &mut [u8], hdr: &RpcHeaderRepr, payload: &[u8]) -> Option<usize> {
     let mut hdr = *hdr;
     if hdr.frag_count <= 1 {
         hdr.msg_len = payload.len() as u32;
     }
-    hdr.emit(out).ok()?;
+    super::hdr::write(&hdr, out)?;
     let end = HEADER_LEN + payload.len();
     out.get_mut(HEADER_LEN..end)?.copy_from_slice(payload);
     Some(end)

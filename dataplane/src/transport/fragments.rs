@@ -22,13 +22,16 @@ pub(crate) struct FragSet {
 }
 
 impl FragSet {
+    #[inline]
     fn words(&self) -> usize {
         usize::from(self.count).div_ceil(64)
     }
+    #[inline]
     fn is_small(&self) -> bool {
         self.count <= 64
     }
     /// Empties the set and sizes it for `count` fragments.
+    #[inline]
     pub fn reset(&mut self, count: u16) {
         self.count = count;
         self.ones = 0;
@@ -39,7 +42,15 @@ impl FragSet {
             self.big.resize(w, 0);
         }
     }
+    /// Makes the set `{0}` of a one-fragment message (`full`) or the empty set of one.
+    #[inline]
+    pub fn reset_single(&mut self, full: bool) {
+        self.count = 1;
+        self.ones = u16::from(full);
+        self.small = u64::from(full);
+    }
     /// Fills the set with `0..count`.
+    #[inline]
     pub fn fill(&mut self) {
         let c = self.count;
         if self.is_small() {
@@ -53,6 +64,7 @@ impl FragSet {
         }
         self.ones = c;
     }
+    #[inline]
     fn word_mut(&mut self, i: u16) -> Option<&mut u64> {
         if i >= self.count {
             return None;
@@ -63,6 +75,7 @@ impl FragSet {
             self.big.get_mut(usize::from(i / 64))
         }
     }
+    #[inline]
     pub fn contains(&self, i: u16) -> bool {
         if i >= self.count {
             return false;
@@ -75,6 +88,7 @@ impl FragSet {
         w & (1 << (i % 64)) != 0
     }
     /// Adds `i`; returns true if it was not there.
+    #[inline]
     pub fn insert(&mut self, i: u16) -> bool {
         let Some(w) = self.word_mut(i) else {
             return false;
@@ -88,6 +102,7 @@ impl FragSet {
         true
     }
     /// Removes `i`; returns true if it was there.
+    #[inline]
     pub fn remove(&mut self, i: u16) -> bool {
         let Some(w) = self.word_mut(i) else {
             return false;
@@ -100,13 +115,16 @@ impl FragSet {
         self.ones -= 1;
         true
     }
+    #[inline]
     pub fn len(&self) -> u16 {
         self.ones
     }
+    #[inline]
     pub fn is_full(&self) -> bool {
         self.ones == self.count
     }
     /// Smallest member `≥ from`.
+    #[inline]
     pub fn first_from(&self, from: u16) -> Option<u16> {
         if from >= self.count || self.ones == 0 {
             return None;
@@ -168,6 +186,14 @@ impl MsgSender {
         self.buf.clear();
         self.buf.extend_from_slice(payload);
         self.chunk = chunk.max(1);
+        self.cursor = 0;
+        if payload.len() <= self.chunk {
+            // One fragment (the common case): due, not acknowledged, no send times.
+            self.count = 1;
+            self.acked.reset_single(false);
+            self.to_send.reset_single(true);
+            return;
+        }
         self.count = if payload.len() <= self.chunk {
             1
         } else {
@@ -196,11 +222,13 @@ impl MsgSender {
         self.queued = false;
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.buf.len()
     }
 
     /// Bytes of fragment `i`.
+    #[inline]
     pub fn fragment(&self, i: u16) -> &[u8] {
         let start = usize::from(i) * self.chunk;
         let end = (start + self.chunk).min(self.buf.len());
@@ -208,13 +236,19 @@ impl MsgSender {
     }
 
     /// Whether any fragment is due.
+    #[inline]
     pub fn has_due(&self) -> bool {
         self.to_send.len() > 0
     }
 
     /// Takes the next due fragment: `(index, last_of_round)`, where `last_of_round` means
     /// nothing else is due after it (the packet should ask for an ack).
+    #[inline]
     pub fn next_due(&mut self, now: Instant) -> Option<(u16, bool)> {
+        if self.count == 1 {
+            // One fragment: no cursor, no send times (those serve multi-fragment acks).
+            return self.to_send.remove(0).then_some((0, true));
+        }
         let i = self
             .to_send
             .first_from(self.cursor)
@@ -253,6 +287,7 @@ impl MsgSender {
         self.to_send.reset(self.count);
     }
 
+    #[inline]
     pub fn all_acked(&self) -> bool {
         self.count > 0 && self.acked.is_full()
     }
@@ -344,6 +379,7 @@ impl MsgReceiver {
         Self::default()
     }
 
+    #[inline]
     pub fn is_active(&self) -> bool {
         self.active
     }
@@ -425,6 +461,7 @@ impl MsgReceiver {
         Ok(Accepted::New)
     }
 
+    #[inline]
     pub fn is_complete(&self) -> bool {
         self.active && self.got.is_full()
     }
@@ -442,6 +479,32 @@ impl MsgReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn single_fragment_sets_match_the_general_reset() {
+        for full in [false, true] {
+            let mut a = FragSet::default();
+            a.reset(200);
+            a.fill();
+            a.reset_single(full);
+            let mut b = FragSet::default();
+            b.reset(1);
+            if full {
+                b.fill();
+            }
+            assert_eq!((a.count, a.ones, a.small), (b.count, b.ones, b.small));
+            assert_eq!(a.contains(0), full);
+            assert_eq!(a.first_from(0), full.then_some(0));
+        }
+        let mut tx = MsgSender::new();
+        tx.load(&[1; 3000], 1440);
+        tx.load(b"one", 1440);
+        assert_eq!((tx.count, tx.len(), tx.fragment(0)), (1, 3, &b"one"[..]));
+        assert_eq!(tx.next_due(Instant::from_nanos(1)), Some((0, true)));
+        assert!(!tx.has_due() && !tx.all_acked());
+        tx.ack_bitmap(&[1]);
+        assert!(tx.all_acked());
+    }
 
     #[test]
     fn fragset_small_and_big() {

@@ -30,6 +30,12 @@
 //! # Classes (per method, from the [`ClassTable`])
 //! - `Unreliable`: one datagram (or one train of fragments) each way; the server keeps
 //!   no per-RPC state; the client reports [`RpcError::Timeout`] after its deadline.
+//!   A message that fits one packet takes the fast path: `call` and `respond` write the
+//!   packet once (header in place) into a byte ring that `poll_transmit` copies out,
+//!   the client's window slot holds only the rpc id and deadline, and one endpoint-wide
+//!   sweep timer (re-armed for the earliest outstanding deadline) times calls out
+//!   instead of a timer per call. When the ring is full (`fast_tx_bytes`) or the
+//!   message needs fragments, the general path below is used.
 //! - `Reliable`: at-most-once execution, exactly one answer. RPC `r` of a session uses
 //!   slot `r & (window - 1)` on both sides (the window is the credit count: a client has at
 //!   most `window` RPCs outstanding per session, [`CallError::WindowFull`] otherwise).
@@ -45,6 +51,12 @@
 //!   up on an ordered RPC it fails the session's other outstanding ordered RPCs too and
 //!   marks the next ordered request `RESYNC`, so the server does not wait forever.
 //!
+//! One-packet answers (any class) and one-packet requests that can be delivered at
+//! once are copied into the event arena, so their slots need no release when the event
+//! is consumed. A client slot's RPC timer is lazy: finishing an RPC or moving its timer
+//! later leaves the wheel entry in place, and the entry re-arms itself (or does nothing)
+//! when it fires, so back-to-back calls on a slot cost no wheel operation.
+//!
 //! # Fragmentation
 //! Messages larger than `mtu_payload` are split into equal chunks (the last shorter),
 //! up to `max_message_size`. The receiver acknowledges fragments selectively (a bitmap)
@@ -58,7 +70,11 @@ pub mod sim;
 
 mod client;
 mod endpoint;
+#[cfg(test)]
+mod fastpath_tests;
 mod fragments;
+mod hdr;
+mod ring;
 mod server;
 mod session;
 mod timer;
@@ -404,6 +420,10 @@ pub struct TransportConfig {
     pub error_replies_per_ms: u32,
     /// Unreliable responses (and unreliable multi-fragment requests) in flight.
     pub max_unreliable_buffers: usize,
+    /// Bytes of the packet ring of the single-fragment unreliable fast path (requests
+    /// and responses written once, header in place, until `poll_transmit`). When it is
+    /// full the general path takes over; 0 disables the fast path.
+    pub fast_tx_bytes: usize,
     /// Timer-wheel granularity (rounded down to a power of two).
     pub timer_tick_ns: u64,
     pub timer_slots: usize,
@@ -438,6 +458,7 @@ impl Default for TransportConfig {
             sack_delay_ns: 5_000,
             error_replies_per_ms: 64,
             max_unreliable_buffers: 256,
+            fast_tx_bytes: 256 << 10,
             timer_tick_ns: 4_096,
             timer_slots: 4096,
             tag_seed: None,
@@ -542,6 +563,15 @@ pub struct TransportStats {
     pub fast_retransmits: u64,
     pub unreliable_buffers_exhausted: u64,
     pub unreliable_reassembly_evicted: u64,
+    /// Single-fragment unreliable calls that took the fast path (client).
+    pub fast_calls: u64,
+    /// Single-fragment unreliable responses sent on the fast path (server).
+    pub fast_responses: u64,
+    /// Responses for calls that already ended (timed out, or answered before): dropped
+    /// (also counted in `rx_stale`).
+    pub late_responses: u64,
+    /// Runs of the sweep that times out fast-path unreliable calls.
+    pub unreliable_sweeps: u64,
 }
 
 /// Malformed-header drops by reason.

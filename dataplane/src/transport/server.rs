@@ -16,7 +16,7 @@ use super::{
 };
 use crate::wire::rpc::{
     PacketType, RpcHeader, RpcHeaderRepr, AUX_PROBE, FLAG_ACK_REQ, FLAG_COMPLETE, FLAG_HELD,
-    FLAG_RESYNC,
+    FLAG_RESYNC, HEADER_LEN,
 };
 
 impl<A: Copy + Eq + Hash> Endpoint<A> {
@@ -76,6 +76,19 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         hdr.method = req.method;
         hdr.aux = code;
         if req.class == TransportClass::Unreliable {
+            if payload.len() <= self.cfg.mtu_payload {
+                // Fast path: the response is written once, header in place, and the
+                // server keeps nothing about the RPC.
+                if let Some(pos) = self.ring_packet(&mut hdr, payload) {
+                    self.tx.push_back(TxItem::RawResp {
+                        peer,
+                        pos,
+                        len: (HEADER_LEN + payload.len()) as u32,
+                    });
+                    self.stats.fast_responses += 1;
+                    return Ok(());
+                }
+            }
             return self
                 .send_unrel(peer, hdr, payload)
                 .map_err(|()| RespondError::Busy);
@@ -99,7 +112,14 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         x.cached_bytes = len;
         x.state = ServerRpc::Responded;
         self.cache_bytes += len;
-        self.queue_server_resp(idx as u32, slot as u8);
+        if !x.resp.queued {
+            x.resp.queued = true;
+            self.tx.push_back(TxItem::ServerResp {
+                idx: idx as u32,
+                id: req.session,
+                slot: slot as u8,
+            });
+        }
         Ok(())
     }
 
@@ -335,10 +355,12 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             }
             self.cache_bytes -= x.cached_bytes.min(self.cache_bytes);
             x.cached_bytes = 0;
-            let charged = x.req.charged;
-            s.reasm_bytes -= charged.min(s.reasm_bytes);
-            self.reasm_bytes -= charged.min(self.reasm_bytes);
-            x.req.clear();
+            if x.req.is_active() {
+                let charged = x.req.charged;
+                s.reasm_bytes -= charged.min(s.reasm_bytes);
+                self.reasm_bytes -= charged.min(self.reasm_bytes);
+                x.req.clear();
+            }
             x.resp.clear();
             x.state = ServerRpc::Free;
             x.rpc_id = rpc;
@@ -348,6 +370,45 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             x.order_seq = h.aux();
             x.resync = h.flags() & FLAG_RESYNC != 0;
             let (count, len) = (h.frag_count(), h.msg_len());
+            if count == 1 {
+                let seq = x.order_seq;
+                let in_order = class == TransportClass::Reliable
+                    || (seq == s.expect_order_seq && h.flags() & FLAG_RESYNC == 0);
+                let p = h.payload();
+                if in_order && self.arena.len() + p.len() <= self.cfg.event_arena_bytes {
+                    // One packet, deliverable now: the request goes straight to the
+                    // event arena; the slot keeps only what dedup and the response
+                    // cache need.
+                    x.state = ServerRpc::Executing;
+                    x.completed_at = now;
+                    let req = RequestRef {
+                        session: id,
+                        rpc: RpcId(rpc),
+                        service: x.service,
+                        method: x.method,
+                        class,
+                    };
+                    let ordered = class == TransportClass::ReliableOrdered;
+                    if ordered {
+                        s.expect_order_seq = seq.wrapping_add(1);
+                    }
+                    let off = self.arena.len() as u32;
+                    self.arena.extend_from_slice(p);
+                    self.events.push_back(EventDesc::Request {
+                        req,
+                        peer,
+                        src: ReqSrc::Arena {
+                            off,
+                            len: p.len() as u32,
+                        },
+                    });
+                    self.stats.requests_delivered += 1;
+                    if ordered {
+                        self.drain_held(idx, peer);
+                    }
+                    return Ok(());
+                }
+            }
             if count > 1 {
                 let need = len as usize;
                 if s.reasm_bytes + need > self.cfg.max_session_reassembly_bytes

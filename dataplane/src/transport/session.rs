@@ -105,7 +105,13 @@ pub(crate) struct ClientSlot {
     pub last_sent: Instant,
     pub retransmitted: bool,
     pub deadline: Instant,
+    /// The slot's wheel entry and its deadline. It is lazy: when the RPC ends or the
+    /// timer moves later, the entry stays and re-arms itself for `due` when it fires
+    /// (or does nothing), so a call costs no wheel operation while an entry is live.
     pub timer: Option<TimerHandle>,
+    pub timer_at: Instant,
+    /// When the RPC's timer should really fire; `None` when it wants none.
+    pub due: Option<Instant>,
     pub later_answers: u8,
     /// RACK: an answer to a later-sent RPC came first; re-send when the reorder
     /// window (the RPC timer, shortened) expires without an answer.
@@ -114,6 +120,10 @@ pub(crate) struct ClientSlot {
     pub sent_prev: u8,
     pub sent_next: u8,
     pub in_sent_list: bool,
+    /// A single-fragment unreliable call on the fast path: its request went out through
+    /// the packet ring (`req` is empty) and its deadline is watched by the endpoint's
+    /// unreliable sweep, not by a timer of its own.
+    pub fast: bool,
 }
 
 impl ClientSlot {
@@ -140,11 +150,14 @@ impl ClientSlot {
             retransmitted: false,
             deadline: Instant::ZERO,
             timer: None,
+            timer_at: Instant::ZERO,
+            due: None,
             later_answers: 0,
             suspect: false,
             sent_prev: NIL_SLOT,
             sent_next: NIL_SLOT,
             in_sent_list: false,
+            fast: false,
         }
     }
 }
@@ -235,6 +248,11 @@ pub(crate) struct Session<A> {
     pub srtt: u64,
     pub rttvar: u64,
     pub client_slots: Vec<ClientSlot>,
+    /// Client slots holding fast-path unreliable calls (watched by the sweep).
+    pub unrel_mask: u64,
+    /// The entry is on the endpoint's list of sessions the sweep visits (kept across
+    /// reuse of the entry: the list is cleaned lazily by the sweep).
+    pub in_unrel_list: bool,
     // Server side.
     pub expect_order_seq: u16,
     pub held: u32,
@@ -265,6 +283,8 @@ impl<A> Session<A> {
             srtt: 0,
             rttvar: 0,
             client_slots: Vec::new(),
+            unrel_mask: 0,
+            in_unrel_list: false,
             expect_order_seq: 0,
             held: 0,
             server_slots: Vec::new(),
@@ -287,6 +307,7 @@ impl<A> Session<A> {
         self.resync_pending = false;
         self.issue_counter = 0;
         self.active_mask = 0;
+        self.unrel_mask = 0;
         self.sent_head = NIL_SLOT;
         self.sent_tail = NIL_SLOT;
         self.srtt = 0;
@@ -304,6 +325,7 @@ impl<A> Session<A> {
                     s.in_sent_list = false;
                     s.state = ClientRpc::Free;
                     s.timer = None;
+                    s.due = None;
                     s.req.clear();
                     s.resp.clear();
                 }
@@ -359,6 +381,19 @@ impl<A> Session<A> {
         match self.client_slots.get_mut(usize::from(next)) {
             Some(n) => n.sent_prev = prev,
             None => self.sent_tail = prev,
+        }
+    }
+
+    /// Client: folds one round-trip sample into the smoothed RTT (RFC 6298).
+    #[inline]
+    pub(crate) fn rtt_sample(&mut self, sample: u64) {
+        if self.srtt == 0 {
+            self.srtt = sample;
+            self.rttvar = sample / 2;
+        } else {
+            let d = self.srtt.abs_diff(sample);
+            self.rttvar = (3 * self.rttvar + d) / 4;
+            self.srtt = (7 * self.srtt + sample) / 8;
         }
     }
 
