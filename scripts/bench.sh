@@ -24,7 +24,9 @@
 #    processes over shared memory) vs the in-process engines on the same veth path: GET
 #    round trip p50/p99 (one outstanding) and SET throughput (16 outstanding); targets
 #    <= 1.5 us added to the median, >= 0.7 of in-process throughput. Then the channel
-#    microbenchmark (`cargo bench --bench shm`).
+#    microbenchmark (`cargo bench --bench shm`) and the same KV server path with the
+#    handler in-process vs attached, one polling thread and one app thread
+#    (`cargo bench --bench kv_path`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -374,6 +376,7 @@ print("\n".join(out))
 PY
 )")
   results+=("$(cargo bench -q -p flatrpc --no-default-features --bench shm 2>/dev/null | sed 's/^/  /' | sed '1i shm channel microbenchmark (dataplane thread <-> attached app thread, 64-byte echo)')")
+  results+=("$(cargo bench -q -p flatrpc --no-default-features --bench kv_path 2>/dev/null)")
 fi
 if [ -z "$only" ] || [ "$only" = kvpcap ]; then
   # The KV server pipeline (firewall + session tracker + transport + store, answering

@@ -190,6 +190,11 @@ impl<P: Port, A: App> Core<P, A> {
         &self.endpoint
     }
 
+    /// The port back from a core that is done (e.g. to run another load over it).
+    pub fn into_port(self) -> P {
+        self.port
+    }
+
     /// One pass. Returns whether the application wants to go on.
     #[inline]
     pub fn poll_once(&mut self) -> bool {
