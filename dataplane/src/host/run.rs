@@ -324,8 +324,25 @@ fn start_hub(
     service_id: u16,
 ) -> Result<(Hub, Vec<Receiver<crate::app::ChannelEvent>>)> {
     if let Some(dir) = a.socket.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("`host.apps.socket`: creating {}", dir.display()))?;
+        if !dir.exists() {
+            // Others must be able to reach the socket; who may attach is decided by
+            // credentials at attach time (the control socket's directory is 0700).
+            std::fs::create_dir_all(dir)
+                .and_then(|()| {
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+                })
+                .with_context(|| format!("`host.apps.socket`: creating {}", dir.display()))?;
+        }
+    }
+    if !(a.allow_uids.is_empty() && a.allow_gids.is_empty()) {
+        if let Some(d) = closed_ancestor(&a.socket) {
+            eprintln!(
+                "dataplane: warning: {} is not searchable by other users, so the uids/gids \
+                 of `host.apps.allow_*` cannot reach {}",
+                d.display(),
+                a.socket.display()
+            );
+        }
     }
     let hub = Hub::start(HubConfig {
         socket: a.socket.clone(),
@@ -341,6 +358,19 @@ fn start_hub(
     })
     .with_context(|| format!("`host.apps.socket`: {}", a.socket.display()))?;
     Ok(hub)
+}
+
+/// The first directory above `path` that other users cannot search (no `o+x`), if any.
+fn closed_ancestor(path: &Path) -> Option<PathBuf> {
+    let abs = std::path::absolute(path).ok()?;
+    abs.ancestors()
+        .skip(1)
+        .find(|d| {
+            std::fs::metadata(d)
+                .map(|m| m.permissions().mode() & 0o001 == 0)
+                .unwrap_or(false)
+        })
+        .map(Path::to_path_buf)
 }
 
 /// Adds the histograms the cores handed over to the per-core sums, and gives them back
@@ -572,6 +602,24 @@ mod tests {
         let third = ControlSocket::bind(&path).unwrap();
         drop(third);
         assert!(!path.exists(), "removed on drop");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_directory_others_cannot_search_is_found() {
+        let dir = std::env::temp_dir().join(format!("flatrpc-closed-{}", std::process::id()));
+        let inner = dir.join("open");
+        std::fs::create_dir_all(&inner).unwrap();
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let sock = inner.join("apps.sock");
+        assert_eq!(
+            closed_ancestor(&sock),
+            None,
+            "/tmp and the rest are searchable"
+        );
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(closed_ancestor(&sock), Some(dir.clone()));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
