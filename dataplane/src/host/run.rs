@@ -110,10 +110,21 @@ impl<S: HostedService> Host<S> {
             }
             None => (None, Vec::new()),
         };
-        let server = cfg.client.as_ref().map(|c| Peer {
-            ip: *c.server.ip(),
-            port: c.server.port(),
-        });
+        // What each core runs (`Config::validate` made sure a client role has a server).
+        let mode = match &cfg.host.apps {
+            None => Mode::InProcess,
+            Some(a) if a.role == AppRole::Server => Mode::Serve,
+            Some(_) => {
+                let c = cfg
+                    .client
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("`host.apps.role` \"client\" needs [client]"))?;
+                Mode::Call(Peer {
+                    ip: *c.server.ip(),
+                    port: c.server.port(),
+                })
+            }
+        };
         let svc = Arc::clone(&service);
         let classes = spec.classes.clone();
         let engine = Engine::start_with_capture(cfg, &spec, stop, capture, |i| {
@@ -133,16 +144,10 @@ impl<S: HostedService> Host<S> {
                 .get_mut(i)
                 .and_then(Option::take)
                 .unwrap_or_else(crossbeam::channel::never);
-            let app = match (&cfg.host.apps, server) {
-                (None, _) => CoreApp::InProcess(svc.make_app(i, &tables)),
-                (Some(a), _) if a.role == AppRole::Server => {
-                    CoreApp::Serve(ShmServerBridge::new(svc.make_chain(i, &tables), rx))
-                }
-                // `Config::validate` requires a `[client]` section for this role.
-                (Some(_), Some(peer)) => {
-                    CoreApp::Call(ShmClientBridge::new(rx, peer, classes.clone()))
-                }
-                (Some(_), None) => CoreApp::InProcess(svc.make_app(i, &tables)),
+            let app = match mode {
+                Mode::InProcess => CoreApp::InProcess(svc.make_app(i, &tables)),
+                Mode::Serve => CoreApp::Serve(ShmServerBridge::new(svc.make_chain(i, &tables), rx)),
+                Mode::Call(peer) => CoreApp::Call(ShmClientBridge::new(rx, peer, classes.clone())),
             };
             HostApp::new(i, app, l)
         });
@@ -290,6 +295,16 @@ impl<S: HostedService> Host<S> {
         r.apps = apps;
         Ok(r)
     }
+}
+
+/// What the cores of an instance run.
+#[derive(Clone, Copy)]
+enum Mode {
+    InProcess,
+    /// Attached server applications behind the service's chain.
+    Serve,
+    /// Attached client applications calling this server.
+    Call(Peer),
 }
 
 /// The hub's report, with the cores' gauges summed from `snaps`.
