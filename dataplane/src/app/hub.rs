@@ -615,9 +615,8 @@ mod tests {
         assert_eq!((s.attached, s.detached, s.live), (1, 1, 0));
     }
 
-    #[test]
-    fn garbage_hello_is_refused() {
-        let (hub, _rxs) = hub("garbage");
+    /// A connection to the hub that has said nothing yet.
+    fn raw_peer(hub: &Hub) -> OwnedFd {
         let sock = socket::socket(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -627,19 +626,32 @@ mod tests {
         .expect("socket");
         let addr = UnixAddr::new(hub.socket_path()).expect("addr");
         socket::connect(sock.as_raw_fd(), &addr).expect("connect");
+        sock
+    }
+
+    /// The hub's answer on `sock`, which must be a refusal (without a descriptor).
+    fn refusal(sock: &OwnedFd) -> String {
+        let mut buf = [0u8; 600];
+        let (n, _, fd) = shm::recv_with_fd(sock, &mut buf).expect("recv");
+        assert!(fd.is_none());
+        match Reply::decode(&buf[..n]) {
+            Ok(Reply::Refused { reason }) => reason,
+            other => panic!("want a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn garbage_hello_is_refused() {
+        let (hub, _rxs) = hub("garbage");
+        let sock = raw_peer(&hub);
         socket::send(
             sock.as_raw_fd(),
             b"FRSH\x01\x00\x01\xff",
             socket::MsgFlags::empty(),
         )
         .expect("send");
-        let mut buf = [0u8; 600];
-        let (n, _, fd) = shm::recv_with_fd(&sock, &mut buf).expect("recv");
-        assert!(fd.is_none());
-        match Reply::decode(&buf[..n]) {
-            Ok(Reply::Refused { reason }) => assert!(reason.contains("malformed"), "{reason}"),
-            other => panic!("{other:?}"),
-        }
+        let reason = refusal(&sock);
+        assert!(reason.contains("malformed"), "{reason}");
         assert_eq!(hub.stats().refused, 1);
     }
 
@@ -647,15 +659,7 @@ mod tests {
     fn a_silent_peer_delays_nobody_and_is_refused_in_time() {
         let _one = one_at_a_time();
         let (hub, rxs) = hub("silent");
-        let silent = socket::socket(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .expect("socket");
-        let addr = UnixAddr::new(hub.socket_path()).expect("addr");
-        socket::connect(silent.as_raw_fd(), &addr).expect("connect");
+        let silent = raw_peer(&hub);
         // Another application attaches meanwhile, long before the silent one's deadline.
         let t0 = Instant::now();
         let ch = AppChannel::attach(hub.socket_path(), Role::Client).expect("attach");
@@ -668,13 +672,8 @@ mod tests {
             t0.elapsed()
         );
         // The silent one hears why once its time is up.
-        let mut buf = [0u8; 600];
-        let (n, _, fd) = shm::recv_with_fd(&silent, &mut buf).expect("recv");
-        assert!(fd.is_none());
-        match Reply::decode(&buf[..n]) {
-            Ok(Reply::Refused { reason }) => assert!(reason.contains("no Hello"), "{reason}"),
-            other => panic!("{other:?}"),
-        }
+        let reason = refusal(&silent);
+        assert!(reason.contains("no Hello"), "{reason}");
         assert!(t0.elapsed() >= Duration::from_millis(u64::from(HELLO_TIMEOUT_MS) / 2));
         assert_eq!((hub.stats().refused, hub.stats().live), (1, 1));
         drop(ch);

@@ -566,6 +566,28 @@ mod tests {
         }
     }
 
+    /// Any UDP/IPv4 header.
+    fn any_header() -> impl Strategy<Value = UdpIpv4Header> {
+        (
+            any::<([u8; 6], [u8; 6])>(),
+            any::<(u32, u32)>(),
+            any::<(u16, u16)>(),
+            any::<(u8, u16)>(),
+        )
+            .prop_map(
+                |((sm, dm), (si, di), (sp, dp), (ttl, ip_id))| UdpIpv4Header {
+                    src_mac: MacAddr(sm),
+                    dst_mac: MacAddr(dm),
+                    src_ip: Ipv4Addr::from(si),
+                    dst_ip: Ipv4Addr::from(di),
+                    src_port: sp,
+                    dst_port: dp,
+                    ttl,
+                    ip_id,
+                },
+            )
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..256)) {
@@ -574,17 +596,9 @@ mod tests {
 
         #[test]
         fn build_then_parse_round_trips(
-            src_mac in any::<[u8; 6]>(), dst_mac in any::<[u8; 6]>(),
-            src_ip in any::<u32>(), dst_ip in any::<u32>(),
-            src_port in any::<u16>(), dst_port in any::<u16>(),
-            ttl in any::<u8>(), ip_id in any::<u16>(),
+            h in any_header(),
             payload in proptest::collection::vec(any::<u8>(), 0..1500),
         ) {
-            let h = UdpIpv4Header {
-                src_mac: MacAddr(src_mac), dst_mac: MacAddr(dst_mac),
-                src_ip: Ipv4Addr::from(src_ip), dst_ip: Ipv4Addr::from(dst_ip),
-                src_port, dst_port, ttl, ip_id,
-            };
             let mut b = vec![0u8; PAYLOAD_OFFSET + payload.len()];
             b[PAYLOAD_OFFSET..].copy_from_slice(&payload);
             let n = build_udp_ipv4(&mut b, &h, payload.len()).unwrap();
@@ -596,22 +610,15 @@ mod tests {
 
         #[test]
         fn the_template_writes_what_the_builder_writes(
-            src_mac in any::<[u8; 6]>(), dst_mac in any::<[u8; 6]>(),
-            src_ip in any::<u32>(), dst_ip in any::<u32>(),
-            src_port in any::<u16>(), dst_port in any::<u16>(),
-            ttl in any::<u8>(), ip_id in any::<u16>(),
+            h in any_header(),
             payload in proptest::collection::vec(any::<u8>(), 0..1500),
         ) {
-            let h = UdpIpv4Header {
-                src_mac: MacAddr(src_mac), dst_mac: MacAddr(dst_mac),
-                src_ip: Ipv4Addr::from(src_ip), dst_ip: Ipv4Addr::from(dst_ip),
-                src_port, dst_port, ttl, ip_id,
-            };
             let mut want = vec![0u8; PAYLOAD_OFFSET + payload.len()];
             want[PAYLOAD_OFFSET..].copy_from_slice(&payload);
             let mut got = want.clone();
             build_udp_ipv4(&mut want, &h, payload.len()).unwrap();
             let t = UdpIpv4Template::new(&h);
+            let ip_id = h.ip_id;
             prop_assert_eq!(t.write(&mut got, ip_id, payload.len(), UdpChecksum::Full), Ok(want.len()));
             prop_assert_eq!(&got, &want);
 
