@@ -9,16 +9,7 @@ use rand_pcg::Pcg64;
 
 /// A plausible packet: a valid header of a random type with random fields, then bytes.
 fn plausible(rng: &mut Pcg64) -> Vec<u8> {
-    let types = [
-        PacketType::Request,
-        PacketType::Response,
-        PacketType::Error,
-        PacketType::RequestAck,
-        PacketType::ResponseAck,
-        PacketType::Connect,
-        PacketType::ConnectAck,
-        PacketType::Close,
-    ];
+    let types = PacketType::ALL;
     let mut r = RpcHeaderRepr::new(types[rng.gen_range(0..types.len())]);
     r.flags = rng.gen_range(0..16);
     r.class = [

@@ -50,16 +50,7 @@ mod tests {
     #[test]
     fn matches_the_wire_module_emit() {
         let mut rng = rand_pcg::Pcg64::seed_from_u64(4);
-        let types = [
-            PacketType::Request,
-            PacketType::Response,
-            PacketType::Error,
-            PacketType::RequestAck,
-            PacketType::ResponseAck,
-            PacketType::Connect,
-            PacketType::ConnectAck,
-            PacketType::Close,
-        ];
+        let types = PacketType::ALL;
         let classes = [
             WireClass::Unreliable,
             WireClass::Reliable,

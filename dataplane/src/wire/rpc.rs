@@ -96,6 +96,18 @@ pub enum PacketType {
 }
 
 impl PacketType {
+    /// Every packet type.
+    pub const ALL: [PacketType; 8] = [
+        PacketType::Request,
+        PacketType::Response,
+        PacketType::Error,
+        PacketType::RequestAck,
+        PacketType::ResponseAck,
+        PacketType::Connect,
+        PacketType::ConnectAck,
+        PacketType::Close,
+    ];
+
     /// The type for a wire byte, if known.
     pub fn from_u8(b: u8) -> Option<Self> {
         Some(match b {
