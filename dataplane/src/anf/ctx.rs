@@ -29,6 +29,20 @@ pub struct RpcHeader {
     pub deadline_ns: u64,
 }
 
+impl RpcHeader {
+    /// The header of a request the transport delivered (no priority, no deadline yet).
+    pub fn of_request(req: &crate::transport::RequestRef) -> RpcHeader {
+        RpcHeader {
+            service_id: req.service,
+            method_id: req.method,
+            rpc_id: u64::from(req.rpc.0),
+            session_id: req.session.0,
+            priority: 0,
+            deadline_ns: 0,
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 struct MetaEntry {
     key_len: u8,

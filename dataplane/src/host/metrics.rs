@@ -125,13 +125,7 @@ pub fn serve_connection(
     // before the client has read the response.
     s.shutdown(std::net::Shutdown::Write)?;
     s.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let mut drained = 0;
-    while drained < 64 * 1024 {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(got) => drained += got,
-        }
-    }
+    super::drain_until_closed(&mut s, &mut buf);
     Ok(())
 }
 

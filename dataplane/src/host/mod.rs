@@ -38,3 +38,16 @@ pub use service::HostedService;
 
 /// The control socket when the config names none.
 pub const DEFAULT_CONTROL: &str = "/run/flatrpc/dataplane.sock";
+
+/// After a reply was written and our side shut down: reads (bounded, with the stream's
+/// read timeout) until the peer closes, so unread input does not reset the connection
+/// and destroy the reply before the peer has read it.
+fn drain_until_closed(s: &mut impl std::io::Read, buf: &mut [u8]) {
+    let mut drained = 0;
+    while drained < 64 * 1024 {
+        match s.read(buf) {
+            Ok(0) | Err(_) => break,
+            Ok(got) => drained += got,
+        }
+    }
+}

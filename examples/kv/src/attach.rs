@@ -49,17 +49,7 @@ impl KvChain {
     }
 
     fn reset(&mut self, now: u64, req: &RequestRef) {
-        self.ctx.reset(
-            RpcHeader {
-                service_id: req.service,
-                method_id: req.method,
-                rpc_id: u64::from(req.rpc.0),
-                session_id: req.session.0,
-                priority: 0,
-                deadline_ns: 0,
-            },
-            now,
-        );
+        self.ctx.reset(RpcHeader::of_request(req), now);
     }
 }
 

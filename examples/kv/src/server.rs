@@ -149,17 +149,7 @@ impl App for KvServer {
             self.stats.dropped += 1;
             return Answer::Error(error_code::UNKNOWN_METHOD);
         }
-        self.ctx.reset(
-            RpcHeader {
-                service_id: req.service,
-                method_id: req.method,
-                rpc_id: u64::from(req.rpc.0),
-                session_id: req.session.0,
-                priority: 0,
-                deadline_ns: 0,
-            },
-            now,
-        );
+        self.ctx.reset(RpcHeader::of_request(&req), now);
         // The firewall is the chain's first element: its request-side verdicts are the
         // allowed/denied counts (its `resp` also counts forwards, so take the difference).
         let before = self.pipeline.counters[0];
