@@ -30,6 +30,7 @@ proptest! {
         msg_size in prop_oneof![Just(16usize), Just(1000), Just(5000), Just(20_000)],
         window_log2 in 0u32..=6,
         seed in any::<u64>(),
+        in_place in any::<bool>(),
     ) {
         let mut cfg = SimConfig {
             rpcs: 150,
@@ -37,6 +38,7 @@ proptest! {
             impairment: Impairment { loss, reorder, dup, delay_ns, jitter_ns },
             msg_size,
             seed,
+            in_place,
             ..SimConfig::default()
         };
         cfg.transport.window = 1 << window_log2;

@@ -17,12 +17,26 @@ fn harsh() -> Impairment {
 }
 
 fn sim(class: TransportClass, imp: Impairment, rpcs: u64, msg_size: usize, seed: u64) -> SimReport {
+    sim_with(class, imp, rpcs, msg_size, seed, false)
+}
+
+/// `sim`, optionally through the in-place API (`call_in_place`, `receive`,
+/// `respond_in_place`); checks that the in-place paths were taken.
+fn sim_with(
+    class: TransportClass,
+    imp: Impairment,
+    rpcs: u64,
+    msg_size: usize,
+    seed: u64,
+    in_place: bool,
+) -> SimReport {
     let cfg = SimConfig {
         rpcs,
         class,
         impairment: imp,
         msg_size,
         seed,
+        in_place,
         ..SimConfig::default()
     };
     let r = run(&cfg).expect("valid simulation config");
@@ -32,6 +46,19 @@ fn sim(class: TransportClass, imp: Impairment, rpcs: u64, msg_size: usize, seed:
     assert_eq!(r.duplicate_answers, 0, "a call answered twice");
     assert_eq!(r.corrupted_responses, 0, "a response with the wrong bytes");
     assert_eq!(r.completed_not_executed, 0, "an answer without execution");
+    if in_place && msg_size <= cfg.transport.mtu_payload {
+        assert!(
+            r.client.sent_in_place > 0 && r.server.sent_in_place > 0,
+            "{r:#?}"
+        );
+        assert!(r.server.requests_in_place > 0, "{r:#?}");
+        assert!(r.client.answers_in_place > 0, "{r:#?}");
+    } else {
+        assert_eq!(
+            r.client.sent_in_place + r.server.requests_in_place + r.client.answers_in_place,
+            0
+        );
+    }
     r
 }
 
@@ -44,8 +71,8 @@ fn assert_exactly_once(r: &SimReport) {
 
 #[test]
 fn reliable_is_exactly_once_under_loss_reorder_and_duplication() {
-    for seed in [1, 2, 3] {
-        let r = sim(TransportClass::Reliable, harsh(), 2000, 64, seed);
+    for (seed, in_place) in [(1, false), (2, false), (3, false), (1, true), (2, true)] {
+        let r = sim_with(TransportClass::Reliable, harsh(), 2000, 64, seed, in_place);
         assert_exactly_once(&r);
         assert!(r.retransmissions > 0, "10% loss must need retransmissions");
         assert!(
@@ -58,8 +85,15 @@ fn reliable_is_exactly_once_under_loss_reorder_and_duplication() {
 
 #[test]
 fn reliable_ordered_reaches_the_handler_in_issue_order() {
-    for seed in [1, 2, 3] {
-        let r = sim(TransportClass::ReliableOrdered, harsh(), 2000, 64, seed);
+    for (seed, in_place) in [(1, false), (2, false), (3, false), (1, true), (2, true)] {
+        let r = sim_with(
+            TransportClass::ReliableOrdered,
+            harsh(),
+            2000,
+            64,
+            seed,
+            in_place,
+        );
         assert_exactly_once(&r);
         assert_eq!(r.out_of_order_deliveries, 0, "{r:#?}");
         assert!(
@@ -71,12 +105,14 @@ fn reliable_ordered_reaches_the_handler_in_issue_order() {
 
 #[test]
 fn unreliable_completes_or_times_out_never_hangs() {
-    let r = sim(TransportClass::Unreliable, harsh(), 2000, 64, 4);
-    assert!(r.completed > 0 && r.failed > 0, "{r:#?}");
-    assert_eq!(r.failed, r.timeouts, "unreliable failures are timeouts");
-    // No per-RPC state on the server: duplicated requests are executed again.
-    assert!(r.duplicate_executions > 0);
-    assert_eq!(r.retransmissions, 0, "unreliable never retransmits");
+    for in_place in [false, true] {
+        let r = sim_with(TransportClass::Unreliable, harsh(), 2000, 64, 4, in_place);
+        assert!(r.completed > 0 && r.failed > 0, "{r:#?}");
+        assert_eq!(r.failed, r.timeouts, "unreliable failures are timeouts");
+        // No per-RPC state on the server: duplicated requests are executed again.
+        assert!(r.duplicate_executions > 0);
+        assert_eq!(r.retransmissions, 0, "unreliable never retransmits");
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 use std::hash::Hash;
 
-use super::endpoint::{newer, EventDesc, Timer, TxItem};
+use super::endpoint::{newer, EventDesc, Timer, Took, TxItem};
 use super::session::{ClientRpc, Role, SessState, SessionId, NIL_SLOT};
 use super::{
     error_code, CallError, CloseReason, Endpoint, Instant, RpcError, RpcId, RxDrop, TransportClass,
@@ -21,6 +21,9 @@ use crate::wire::rpc::{
 const ORDER_GAP_THRESHOLD: u8 = 3;
 
 impl<A: Copy + Eq + Hash> Endpoint<A> {
+    /// Starts a call. With `direct`, the caller sends the first packet itself (see
+    /// `call_in_place`): no ring packet and no transmit item.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn client_call(
         &mut self,
         now: Instant,
@@ -29,6 +32,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         method: u16,
         class: TransportClass,
         payload: &[u8],
+        direct: bool,
     ) -> Result<RpcId, CallError> {
         if payload.len() > self.cfg.max_message_size {
             return Err(CallError::TooLarge {
@@ -36,48 +40,22 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 max: self.cfg.max_message_size,
             });
         }
-        let idx = session.index();
-        let s = match self.sessions.get_mut(idx) {
-            Some(s) if s.id == session && s.state != SessState::Free => s,
-            _ => return Err(CallError::UnknownSession),
-        };
-        if s.role != Role::Client {
-            return Err(CallError::WrongRole);
-        }
-        if s.state != SessState::Open {
-            return Err(CallError::NotConnected);
-        }
-        let w = u32::from(s.window);
-        let mut chosen = None;
-        for k in 0..w {
-            let r = s.next_rpc.wrapping_add(k);
-            let slot = (r & (w - 1)) as usize;
-            if s.client_slots[slot].state == ClientRpc::Free {
-                chosen = Some((r, slot));
-                break;
-            }
-        }
-        let Some((rpc, slot)) = chosen else {
-            return Err(CallError::WindowFull);
-        };
-        if class == TransportClass::Unreliable && payload.len() <= self.cfg.mtu_payload {
+        let (idx, rpc, slot) = self.claim_slot(session)?;
+        if !direct && class == TransportClass::Unreliable && payload.len() <= self.cfg.mtu_payload {
             let mut hdr = RpcHeaderRepr::new(PacketType::Request);
             hdr.class = class.to_wire();
             hdr.service = service;
             hdr.method = method;
-            hdr.session = s.remote;
+            hdr.session = self.sessions[idx].remote;
             hdr.rpc_id = rpc;
             if let Some(pos) = self.ring_packet(&mut hdr, payload) {
-                self.fast_call(
-                    now,
-                    idx as u32,
-                    slot as u8,
-                    rpc,
-                    service,
-                    method,
+                let id = self.fast_call(now, idx as u32, slot as u8, rpc, service, method);
+                self.tx.push_back(TxItem::RawReq {
+                    idx: idx as u32,
+                    id,
                     pos,
-                    payload.len(),
-                );
+                    len: (HEADER_LEN + payload.len()) as u32,
+                });
                 return Ok(RpcId(rpc));
             }
         }
@@ -147,7 +125,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             c.timer = Some(self.timers.insert(first, t));
             c.timer_at = first;
         }
-        if !c.req.queued {
+        if !c.req.queued && !direct {
             c.req.queued = true;
             self.tx.push_back(TxItem::ClientReq { idx, id: sid, slot });
         }
@@ -155,11 +133,36 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         Ok(RpcId(rpc))
     }
 
-    /// The rest of a fast-path call whose request is already in the ring: the slot
-    /// keeps only what matching the response and timing the call out need.
-    #[allow(clippy::too_many_arguments)]
+    /// Checks that `session` can take a call and picks its slot: `(index, rpc id, slot)`.
     #[inline]
-    fn fast_call(
+    pub(crate) fn claim_slot(&self, session: SessionId) -> Result<(usize, u32, usize), CallError> {
+        let idx = session.index();
+        let s = match self.sessions.get(idx) {
+            Some(s) if s.id == session && s.state != SessState::Free => s,
+            _ => return Err(CallError::UnknownSession),
+        };
+        if s.role != Role::Client {
+            return Err(CallError::WrongRole);
+        }
+        if s.state != SessState::Open {
+            return Err(CallError::NotConnected);
+        }
+        let w = u32::from(s.window);
+        for k in 0..w {
+            let r = s.next_rpc.wrapping_add(k);
+            let slot = (r & (w - 1)) as usize;
+            if s.client_slots[slot].state == ClientRpc::Free {
+                return Ok((idx, r, slot));
+            }
+        }
+        Err(CallError::WindowFull)
+    }
+
+    /// The rest of a fast-path call whose request is already written (in the ring, or
+    /// in the caller's buffer): the slot keeps only what matching the response and
+    /// timing the call out need. Returns the session's id.
+    #[inline]
+    pub(crate) fn fast_call(
         &mut self,
         now: Instant,
         idx: u32,
@@ -167,9 +170,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         rpc: u32,
         service: u16,
         method: u16,
-        pos: u64,
-        len: usize,
-    ) {
+    ) -> SessionId {
         let deadline = now + self.cfg.unreliable_timeout_ns;
         let s = &mut self.sessions[idx as usize];
         let id = s.id;
@@ -212,14 +213,9 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 self.sweep = Some((h, deadline));
             }
         }
-        self.tx.push_back(TxItem::RawReq {
-            idx,
-            id,
-            pos,
-            len: (HEADER_LEN + len) as u32,
-        });
         self.stats.calls += 1;
         self.stats.fast_calls += 1;
+        id
     }
 
     /// Times out the fast-path unreliable calls whose deadline has passed and re-arms
@@ -302,14 +298,15 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         now: Instant,
         peer: A,
         h: &RpcHeader<&[u8]>,
-    ) -> Result<(), RxDrop> {
+        inline: bool,
+    ) -> Result<Took, RxDrop> {
         let idx = match self.lookup(h.session(), peer, Role::Client) {
             Ok(i) => i,
             Err(RxDrop::UnknownSession)
                 if h.packet_type() == PacketType::Error
                     && h.aux() == error_code::UNKNOWN_SESSION =>
             {
-                return self.client_on_peer_forgot(peer, h);
+                return self.client_on_peer_forgot(peer, h).map(|()| Took::Queued);
             }
             Err(e) => return Err(e),
         };
@@ -328,13 +325,25 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             return Err(RxDrop::Stale);
         }
         c.req_complete = true;
-        if h.frag_count() == 1 && h.packet_type() == PacketType::Response && !c.resp.is_active() {
+        if h.frag_count() == 1 && !c.resp.is_active() {
+            let is_error = h.packet_type() == PacketType::Error;
+            if inline {
+                // One-packet answer handed to the caller: the slot is free at once.
+                let code = if is_error {
+                    Some(h.aux())
+                } else {
+                    c.server_ns = u64::from(h.aux()) * 1_000;
+                    None
+                };
+                let (session, rpc) = self.finish_fast(now, idx, slot as u8, code);
+                return Ok(Took::Response { session, rpc, code });
+            }
             // One-packet answer: straight to the event arena, the slot is free at once.
             let p = h.payload();
-            if self.arena.len() + p.len() <= self.cfg.event_arena_bytes {
+            if !is_error && self.arena.len() + p.len() <= self.cfg.event_arena_bytes {
                 c.server_ns = u64::from(h.aux()) * 1_000;
                 self.finish_in_arena(now, idx, slot as u8, p);
-                return Ok(());
+                return Ok(Took::Queued);
             }
         }
         if h.packet_type() == PacketType::Error {
@@ -344,7 +353,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 slot as u8,
                 Err(RpcError::Remote { code: h.aux() }),
             );
-            return Ok(());
+            return Ok(Took::Queued);
         }
         let (count, len) = (h.frag_count(), h.msg_len());
         if !c.resp.is_active() {
@@ -379,7 +388,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 });
             }
             self.finish(now, idx, slot as u8, Ok(()));
-            return Ok(());
+            return Ok(Took::Queued);
         }
         // Progress on a multi-fragment response.
         c.retries = 0;
@@ -389,7 +398,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             self.schedule_sack(now, idx, slot as u8, rpc, h.frag_index());
         }
         self.rearm_rto(now, idx, slot as u8);
-        Ok(())
+        Ok(Took::Queued)
     }
 
     /// The server says it has no session with the id we use for it: fail everything.
@@ -685,6 +694,28 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     /// event is consumed). Same bookkeeping as [`finish`](Self::finish) with `Ok`.
     #[inline]
     fn finish_in_arena(&mut self, now: Instant, idx: u32, slot: u8, payload: &[u8]) {
+        let (session, rpc) = self.finish_fast(now, idx, slot, None);
+        let off = self.arena.len() as u32;
+        self.arena.extend_from_slice(payload);
+        self.events.push_back(EventDesc::ArenaResponse {
+            session,
+            rpc: rpc.0,
+            off,
+            len: payload.len() as u32,
+        });
+    }
+
+    /// The bookkeeping of an RPC ended by one packet (any class), whose answer the
+    /// caller hands out itself: an answer (`code` None) or a remote error. Frees the
+    /// slot at once. Same bookkeeping as [`finish`](Self::finish).
+    #[inline]
+    pub(crate) fn finish_fast(
+        &mut self,
+        now: Instant,
+        idx: u32,
+        slot: u8,
+        code: Option<u16>,
+    ) -> (SessionId, RpcId) {
         let s = &mut self.sessions[idx as usize];
         let id = s.id;
         let bit = 1u64 << slot;
@@ -700,23 +731,20 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             // A one-packet request stays until the slot's next call overwrites it.
             c.req.clear();
         }
-        if c.class.is_reliable() && !c.retransmitted {
+        if code.is_none() && c.class.is_reliable() && !c.retransmitted {
             let sample = (now - c.first_sent).saturating_sub(c.server_ns).max(1);
             s.rtt_sample(sample);
         }
-        let off = self.arena.len() as u32;
-        self.arena.extend_from_slice(payload);
-        self.events.push_back(EventDesc::ArenaResponse {
-            session: id,
-            rpc,
-            off,
-            len: payload.len() as u32,
-        });
-        self.stats.rpcs_completed += 1;
+        if code.is_none() {
+            self.stats.rpcs_completed += 1;
+        } else {
+            self.stats.rpcs_failed += 1;
+        }
         if !was_retransmitted && self.sessions[idx as usize].sent_head != NIL_SLOT {
             // An answer is a loss signal for reliable RPCs sent before this one.
             self.note_later_answer(now, idx, sent, ordered);
         }
+        (id, RpcId(rpc))
     }
 
     /// Ends an RPC with `result`: the answer is queued as an event, the slot freed once

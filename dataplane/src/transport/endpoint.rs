@@ -116,6 +116,21 @@ impl<A> TxItem<A> {
     }
 }
 
+/// What the receive path did with a packet (see `Endpoint::rx`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Took {
+    /// Queued as events, or nothing for the application.
+    Queued,
+    /// A one-packet request deliverable now (inline only): the payload is the packet's.
+    Request(RequestRef),
+    /// A one-packet answer ended a call (inline only): `Ok` payload is the packet's.
+    Response {
+        session: SessionId,
+        rpc: RpcId,
+        code: Option<u16>,
+    },
+}
+
 /// Where a request event's payload is.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum ReqSrc {
@@ -413,25 +428,45 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         payload: &[u8],
     ) -> Result<RpcId, CallError> {
         self.release_pending();
-        self.client_call(now, session, service, method, class, payload)
+        self.client_call(now, session, service, method, class, payload, false)
     }
 
     /// Feeds one received packet (the RPC header and payload, after UDP) from `peer`.
     /// An `Err` says why it was dropped (also counted in [`stats`](Self::stats)).
     pub fn handle_packet(&mut self, now: Instant, peer: A, bytes: &[u8]) -> Result<(), RxDrop> {
         self.release_pending();
+        self.rx(now, peer, bytes, false).map(|_| ())
+    }
+
+    /// The receive path. With `inline`, a one-packet request deliverable now and a
+    /// one-packet answer that ends a call are not queued: they are returned, their
+    /// payload being the packet's (see `receive`).
+    #[inline]
+    pub(crate) fn rx(
+        &mut self,
+        now: Instant,
+        peer: A,
+        bytes: &[u8],
+        inline: bool,
+    ) -> Result<Took, RxDrop> {
         self.stats.rx_packets += 1;
         self.stats.rx_bytes += bytes.len() as u64;
         let r = match RpcHeader::new_checked(bytes) {
             Err(e) => Err(RxDrop::Malformed(e)),
             Ok(h) => match h.packet_type() {
-                PacketType::Request => self.server_on_request(now, peer, &h),
-                PacketType::ResponseAck => self.server_on_response_ack(now, peer, &h),
-                PacketType::Connect => self.server_on_connect(now, peer, &h),
-                PacketType::Response | PacketType::Error => self.client_on_response(now, peer, &h),
-                PacketType::RequestAck => self.client_on_request_ack(now, peer, &h),
-                PacketType::ConnectAck => self.on_connect_ack(now, peer, &h),
-                PacketType::Close => self.on_close(peer, &h),
+                PacketType::Request => self.server_on_request(now, peer, &h, inline),
+                PacketType::Response | PacketType::Error => {
+                    self.client_on_response(now, peer, &h, inline)
+                }
+                PacketType::ResponseAck => self
+                    .server_on_response_ack(now, peer, &h)
+                    .map(|()| Took::Queued),
+                PacketType::Connect => self.server_on_connect(now, peer, &h).map(|()| Took::Queued),
+                PacketType::RequestAck => self
+                    .client_on_request_ack(now, peer, &h)
+                    .map(|()| Took::Queued),
+                PacketType::ConnectAck => self.on_connect_ack(now, peer, &h).map(|()| Took::Queued),
+                PacketType::Close => self.on_close(peer, &h).map(|()| Took::Queued),
             },
         };
         if let Err(d) = &r {
@@ -1021,7 +1056,12 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     }
 
     /// Writes one packet for `item` into `out`, or `None` if the item is stale.
-    fn emit(&mut self, now: Instant, item: TxItem<A>, out: &mut [u8]) -> Option<(A, usize)> {
+    pub(crate) fn emit(
+        &mut self,
+        now: Instant,
+        item: TxItem<A>,
+        out: &mut [u8],
+    ) -> Option<(A, usize)> {
         let mtu = self.cfg.mtu_payload;
         if out.len() < HEADER_LEN + mtu {
             self.stats.tx_buffer_too_small += 1;

@@ -69,6 +69,7 @@ pub mod fuzzing;
 pub mod sim;
 
 mod client;
+mod direct;
 mod endpoint;
 #[cfg(test)]
 mod fastpath_tests;
@@ -81,6 +82,7 @@ mod timer;
 
 use std::ops::{Add, Sub};
 
+pub use direct::Received;
 pub use endpoint::Endpoint;
 pub use session::SessionId;
 pub use timer::{TimerHandle, TimerWheel};
@@ -268,6 +270,8 @@ pub enum CallError {
     TooLarge { len: usize, max: usize },
     #[error("the session is a server session")]
     WrongRole,
+    #[error("a {len}-byte payload does not fit the buffer's {cap} bytes after the header")]
+    BufferTooSmall { len: usize, cap: usize },
 }
 
 /// Why [`Endpoint::connect`] failed.
@@ -288,6 +292,8 @@ pub enum RespondError {
     TooLarge { len: usize, max: usize },
     #[error("no room to queue the response of an unreliable request")]
     Busy,
+    #[error("a {len}-byte payload does not fit the buffer's {cap} bytes after the header")]
+    BufferTooSmall { len: usize, cap: usize },
 }
 
 /// Why [`Endpoint::close`] failed.
@@ -572,6 +578,13 @@ pub struct TransportStats {
     pub late_responses: u64,
     /// Runs of the sweep that times out fast-path unreliable calls.
     pub unreliable_sweeps: u64,
+    /// Requests (server) and answers (client) handed out in place by `receive`,
+    /// borrowing the packet (also counted in `requests_delivered` / `rpcs_completed`).
+    pub requests_in_place: u64,
+    pub answers_in_place: u64,
+    /// Packets written in place by `call_in_place` / `respond_in_place` (also counted
+    /// in `tx_packets`).
+    pub sent_in_place: u64,
 }
 
 /// Malformed-header drops by reason.

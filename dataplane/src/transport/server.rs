@@ -9,7 +9,7 @@
 
 use std::hash::Hash;
 
-use super::endpoint::{newer, EventDesc, ReqSrc, TxItem, UnrelUse};
+use super::endpoint::{newer, EventDesc, ReqSrc, Took, TxItem, UnrelUse};
 use super::session::{Role, ServerRpc, SessState};
 use super::{
     error_code, Endpoint, Instant, RequestRef, RespondError, RpcId, RxDrop, TransportClass,
@@ -28,7 +28,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         payload: &[u8],
     ) -> Result<(), RespondError> {
         self.release_pending();
-        self.answer(now, req, PacketType::Response, 0, payload)
+        self.answer(now, req, PacketType::Response, 0, payload, false)
+            .map(|_| ())
     }
 
     /// Server: answers a request with an application error code (below
@@ -40,17 +41,22 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         code: u16,
     ) -> Result<(), RespondError> {
         self.release_pending();
-        self.answer(now, req, PacketType::Error, code, &[])
+        self.answer(now, req, PacketType::Error, code, &[], false)
+            .map(|_| ())
     }
 
-    fn answer(
+    /// Answers a request. With `direct`, a response kept for a reliable request is not
+    /// queued and `Some((index, slot))` says where it is: the caller sends its first
+    /// packet itself (see `respond_in_place`); unreliable ones are always queued.
+    pub(crate) fn answer(
         &mut self,
         _now: Instant,
         req: RequestRef,
         ty: PacketType,
         code: u16,
         payload: &[u8],
-    ) -> Result<(), RespondError> {
+        direct: bool,
+    ) -> Result<Option<(u32, u8)>, RespondError> {
         if payload.len() > self.cfg.max_message_size {
             return Err(RespondError::TooLarge {
                 len: payload.len(),
@@ -76,7 +82,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         hdr.method = req.method;
         hdr.aux = code;
         if req.class == TransportClass::Unreliable {
-            if payload.len() <= self.cfg.mtu_payload {
+            if !direct && payload.len() <= self.cfg.mtu_payload {
                 // Fast path: the response is written once, header in place, and the
                 // server keeps nothing about the RPC.
                 if let Some(pos) = self.ring_packet(&mut hdr, payload) {
@@ -86,11 +92,12 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                         len: (HEADER_LEN + payload.len()) as u32,
                     });
                     self.stats.fast_responses += 1;
-                    return Ok(());
+                    return Ok(None);
                 }
             }
             return self
                 .send_unrel(peer, hdr, payload)
+                .map(|()| None)
                 .map_err(|()| RespondError::Busy);
         }
         let slot = (req.rpc.0 & (u32::from(s.window) - 1)) as usize;
@@ -104,7 +111,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 .map_err(|()| RespondError::Busy)?;
             self.sessions[idx].server_slots[slot].state = ServerRpc::ResponseDropped;
             self.stats.responses_uncached += 1;
-            return Ok(());
+            return Ok(None);
         }
         x.resp.load(payload, self.cfg.mtu_payload);
         x.resp_type = ty;
@@ -112,6 +119,9 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         x.cached_bytes = len;
         x.state = ServerRpc::Responded;
         self.cache_bytes += len;
+        if direct {
+            return Ok(Some((idx as u32, slot as u8)));
+        }
         if !x.resp.queued {
             x.resp.queued = true;
             self.tx.push_back(TxItem::ServerResp {
@@ -120,7 +130,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 slot: slot as u8,
             });
         }
-        Ok(())
+        Ok(None)
     }
 
     pub(crate) fn server_on_connect(
@@ -203,7 +213,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         now: Instant,
         peer: A,
         h: &RpcHeader<&[u8]>,
-    ) -> Result<(), RxDrop> {
+        inline: bool,
+    ) -> Result<Took, RxDrop> {
         let idx = match self.server_session(now, peer, h) {
             Ok(i) => i,
             Err(RxDrop::UnknownSession) => {
@@ -229,9 +240,9 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             return Err(RxDrop::TooLarge);
         }
         if class == TransportClass::Unreliable {
-            self.server_unreliable(now, idx, peer, h)
+            self.server_unreliable(now, idx, peer, h, inline)
         } else {
-            self.server_reliable(now, idx, peer, class, h)
+            self.server_reliable(now, idx, peer, class, h, inline)
         }
     }
 
@@ -241,7 +252,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         idx: u32,
         peer: A,
         h: &RpcHeader<&[u8]>,
-    ) -> Result<(), RxDrop> {
+        inline: bool,
+    ) -> Result<Took, RxDrop> {
         let id = self.sessions[idx as usize].id;
         let req = RequestRef {
             session: id,
@@ -252,6 +264,10 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         };
         let payload = h.payload();
         if h.frag_count() == 1 {
+            if inline {
+                self.stats.requests_delivered += 1;
+                return Ok(Took::Request(req));
+            }
             if self.arena.len() + payload.len() > self.cfg.event_arena_bytes {
                 return Err(RxDrop::EventArenaFull);
             }
@@ -266,7 +282,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 },
             });
             self.stats.requests_delivered += 1;
-            return Ok(());
+            return Ok(Took::Queued);
         }
         let owner = (idx, id, h.rpc_id());
         let existing = self
@@ -324,7 +340,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             });
             self.stats.requests_delivered += 1;
         }
-        Ok(())
+        Ok(Took::Queued)
     }
 
     fn server_reliable(
@@ -334,7 +350,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         peer: A,
         class: TransportClass,
         h: &RpcHeader<&[u8]>,
-    ) -> Result<(), RxDrop> {
+        inline: bool,
+    ) -> Result<Took, RxDrop> {
         let rpc = h.rpc_id();
         let ack_req = h.flags() & FLAG_ACK_REQ != 0;
         let s = &mut self.sessions[idx as usize];
@@ -375,10 +392,11 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 let in_order = class == TransportClass::Reliable
                     || (seq == s.expect_order_seq && h.flags() & FLAG_RESYNC == 0);
                 let p = h.payload();
-                if in_order && self.arena.len() + p.len() <= self.cfg.event_arena_bytes {
+                if in_order && (inline || self.arena.len() + p.len() <= self.cfg.event_arena_bytes)
+                {
                     // One packet, deliverable now: the request goes straight to the
-                    // event arena; the slot keeps only what dedup and the response
-                    // cache need.
+                    // caller (inline) or the event arena; the slot keeps only what
+                    // dedup and the response cache need.
                     x.state = ServerRpc::Executing;
                     x.completed_at = now;
                     let req = RequestRef {
@@ -392,6 +410,14 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                     if ordered {
                         s.expect_order_seq = seq.wrapping_add(1);
                     }
+                    self.stats.requests_delivered += 1;
+                    if inline {
+                        // Held successors (now next in order) queue behind it.
+                        if ordered {
+                            self.drain_held(idx, peer);
+                        }
+                        return Ok(Took::Request(req));
+                    }
                     let off = self.arena.len() as u32;
                     self.arena.extend_from_slice(p);
                     self.events.push_back(EventDesc::Request {
@@ -402,11 +428,10 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                             len: p.len() as u32,
                         },
                     });
-                    self.stats.requests_delivered += 1;
                     if ordered {
                         self.drain_held(idx, peer);
                     }
-                    return Ok(());
+                    return Ok(Took::Queued);
                 }
             }
             if count > 1 {
@@ -438,14 +463,14 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                         self.stats.responses_resent += 1;
                         self.queue_server_resp(idx, slot as u8);
                     }
-                    return Ok(());
+                    return Ok(Took::Queued);
                 }
                 ServerRpc::ResponseDropped => {
                     self.stats.duplicate_requests += 1;
                     if ack_req {
                         self.error_to_client(idx, h, error_code::RESPONSE_LOST);
                     }
-                    return Ok(());
+                    return Ok(Took::Queued);
                 }
                 ServerRpc::Acked | ServerRpc::Abandoned | ServerRpc::Free => {
                     return Err(RxDrop::Stale);
@@ -463,7 +488,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                         flags,
                     });
                 }
-                return Ok(());
+                return Ok(Took::Queued);
             }
         }
         let x = &mut self.sessions[idx as usize].server_slots[slot];
@@ -471,11 +496,12 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             .accept(h.frag_index(), h.frag_count(), h.msg_len(), h.payload())?;
         if x.req.is_complete() {
             self.request_complete(now, idx, slot as u8, peer)
+                .map(|()| Took::Queued)
         } else {
             if ack_req {
                 self.schedule_sack(now, idx, slot as u8, rpc, h.frag_index());
             }
-            Ok(())
+            Ok(Took::Queued)
         }
     }
 

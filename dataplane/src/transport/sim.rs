@@ -14,13 +14,14 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::{
-    ClassTable, Endpoint, Event, Instant, RpcId, SessionId, TransportClass, TransportConfig,
-    TransportStats,
+    ClassTable, Endpoint, Event, Instant, Received, RequestRef, RpcError, RpcId, SessionId,
+    TransportClass, TransportConfig, TransportStats,
 };
 use crate::port::sim::{
     BadImpairment, ImpairStats, Impairment, SimClock, SimLink, SimLinkConfig, SimPort,
 };
 use crate::port::{PacketBuf, PoolBuf, Port, MAX_BURST};
+use crate::wire::rpc::HEADER_LEN;
 
 /// Peer address of the client as the server sees it.
 const CLIENT: u8 = 1;
@@ -45,6 +46,9 @@ pub struct SimConfig {
     pub server_ns_per_rpc: u64,
     /// Simulated time after which the run is declared hung.
     pub max_sim_ns: u64,
+    /// Drive the endpoints through the in-place API (`call_in_place`, `receive`,
+    /// `respond_in_place`) instead of `call` / `handle_packet` / `respond`.
+    pub in_place: bool,
 }
 
 impl Default for SimConfig {
@@ -58,6 +62,7 @@ impl Default for SimConfig {
             transport: TransportConfig::default(),
             server_ns_per_rpc: 1_000,
             max_sim_ns: 600_000_000_000,
+            in_place: false,
         }
     }
 }
@@ -171,26 +176,78 @@ fn flush(ep: &mut Endpoint<u8>, port: &mut SimPort, now: Instant, batch: &mut Ve
     n
 }
 
-/// Feeds every due frame of a port to an endpoint; returns how many.
+/// A request or an answer the in-place API handed out while receiving.
+enum Inline {
+    Request(RequestRef, Vec<u8>),
+    Response(SessionId, RpcId, Result<Vec<u8>, RpcError>),
+}
+
+/// Feeds every due frame of a port to an endpoint; returns how many. With `inline`
+/// (the in-place API), what `receive` hands out goes there, in order.
 fn receive(
     ep: &mut Endpoint<u8>,
     port: &mut SimPort,
     from: u8,
     now: Instant,
     batch: &mut Vec<PoolBuf>,
+    inline: Option<&mut Vec<Inline>>,
 ) -> u64 {
     let mut n = 0;
+    let mut inline = inline;
     loop {
         let got = port.rx_burst(batch, MAX_BURST);
         if got == 0 {
             return n;
         }
-        for b in batch.drain(..) {
-            // Drops are counted in the endpoint's stats.
-            let _ = ep.handle_packet(now, from, b.data());
+        for mut b in batch.drain(..) {
             n += 1;
+            let Some(out) = inline.as_deref_mut() else {
+                // Drops are counted in the endpoint's stats.
+                let _ = ep.handle_packet(now, from, b.data());
+                continue;
+            };
+            match ep.receive(now, from, b.data_mut()) {
+                Ok(Received::Request { req, payload, .. }) => {
+                    out.push(Inline::Request(req, payload.to_vec()))
+                }
+                Ok(Received::Response {
+                    session,
+                    rpc,
+                    result,
+                }) => out.push(Inline::Response(session, rpc, result.map(|p| p.to_vec()))),
+                Ok(Received::Queued) | Err(_) => {}
+            }
         }
     }
+}
+
+/// Writes `payload` after the header room of a fresh buffer of `port` and has `write`
+/// add the header; queues the packet in `batch` when `write` says it goes now.
+/// Returns `write`'s result, or `None` when the port has no buffer.
+fn send_in_place<T>(
+    port: &mut SimPort,
+    batch: &mut Vec<PoolBuf>,
+    payload: &[u8],
+    write: impl FnOnce(&mut [u8], usize) -> (T, Option<usize>),
+) -> Option<T> {
+    let mut buf = port.alloc()?;
+    let cap = buf.capacity();
+    buf.set_len(cap).ok()?;
+    let body = buf
+        .data_mut()
+        .get_mut(HEADER_LEN..HEADER_LEN + payload.len())?;
+    body.copy_from_slice(payload);
+    let (r, len) = write(buf.data_mut(), payload.len());
+    if let Some(len) = len {
+        if buf.set_len(len).is_ok() {
+            batch.push(buf);
+            if batch.len() == MAX_BURST {
+                port.tx_burst(batch);
+                batch.clear();
+            }
+        }
+    }
+    Some(r)
 }
 
 /// Runs one simulation.
@@ -266,6 +323,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
     let mut app_queue: VecDeque<(super::RequestRef, Vec<u8>)> = VecDeque::new();
     let mut running: Option<(super::RequestRef, Vec<u8>, u64)> = None;
     let mut expect = Vec::with_capacity(cfg.msg_size);
+    let mut inline: Vec<Inline> = Vec::new();
 
     loop {
         let now = Instant::from_nanos(clock.now_ns());
@@ -279,7 +337,26 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
         if let (true, Some(sid)) = (connected, session) {
             while rep.sent < n && client.credits(sid) > 0 {
                 request_of(rep.sent, cfg.msg_size, &mut req_buf);
-                match client.call(now, sid, SERVICE, METHOD, cfg.class, &req_buf) {
+                // In place while the message fits one packet's buffer.
+                let called = if cfg.in_place && req_buf.len() <= cfg.transport.mtu_payload {
+                    let r =
+                        send_in_place(&mut cport, &mut batch, &req_buf, |out, len| {
+                            match client
+                                .call_in_place(now, sid, SERVICE, METHOD, cfg.class, out, len)
+                            {
+                                Ok((rpc, first)) => (Ok(rpc), first.map(|f| f.1)),
+                                Err(e) => (Err(e), None),
+                            }
+                        });
+                    let Some(r) = r else { break };
+                    if r.is_ok() {
+                        rep.client_packets += 1;
+                    }
+                    r
+                } else {
+                    client.call(now, sid, SERVICE, METHOD, cfg.class, &req_buf)
+                };
+                match called {
                     Ok(rpc) => {
                         inflight.insert((sid, rpc), rep.sent);
                         rep.sent += 1;
@@ -295,8 +372,21 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
         rep.client_packets += c;
         rep.server_packets += s;
         progress += c + s;
-        progress += receive(&mut server, &mut sport, CLIENT, now, &mut batch);
-        progress += receive(&mut client, &mut cport, SERVER, now, &mut batch);
+        if !batch.is_empty() {
+            // In-place calls not sent yet (the port takes bursts).
+            cport.tx_burst(&mut batch);
+            batch.clear();
+        }
+        let use_inline = cfg.in_place.then_some(&mut inline);
+        progress += receive(&mut server, &mut sport, CLIENT, now, &mut batch, use_inline);
+        // Requests handed out in place come before the events queued after them.
+        for it in inline.drain(..) {
+            if let Inline::Request(req, payload) = it {
+                app_queue.push_back((req, payload));
+            }
+        }
+        let use_inline = cfg.in_place.then_some(&mut inline);
+        progress += receive(&mut client, &mut cport, SERVER, now, &mut batch, use_inline);
 
         // Server application: one handler, requests in delivery order.
         while let Some(ev) = server.poll_event() {
@@ -311,7 +401,17 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
                     break;
                 }
                 // A refusal (no room) surfaces to the client as a timeout.
-                let _ = server.respond(now, *req, answer);
+                if cfg.in_place && answer.len() <= cfg.transport.mtu_payload {
+                    let sent = send_in_place(&mut sport, &mut batch, answer, |out, len| {
+                        let first = server.respond_in_place(now, *req, out, len);
+                        ((), first.ok().flatten().map(|f| f.1))
+                    });
+                    if sent.is_some() {
+                        rep.server_packets += 1;
+                    }
+                } else {
+                    let _ = server.respond(now, *req, answer);
+                }
                 running = None;
                 progress += 1;
             }
@@ -337,7 +437,14 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
             progress += 1;
         }
 
-        // Client application: collect answers.
+        if !batch.is_empty() {
+            // In-place answers not sent yet.
+            sport.tx_burst(&mut batch);
+            batch.clear();
+        }
+
+        // Client application: collect answers (those handed out in place first).
+        let mut answers = std::mem::take(&mut inline);
         while let Some(ev) = client.poll_event() {
             progress += 1;
             match ev {
@@ -350,35 +457,41 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
                     session: sid,
                     rpc,
                     result,
-                } => {
-                    let Some(i) = inflight.remove(&(sid, rpc)) else {
-                        rep.duplicate_answers += 1;
-                        continue;
-                    };
-                    answered[i as usize] += 1;
-                    match result {
-                        Ok(bytes) => {
-                            request_of(i, cfg.msg_size, &mut req_buf);
-                            answer_of(&req_buf, &mut expect);
-                            if bytes != expect.as_slice() {
-                                rep.corrupted_responses += 1;
-                            }
-                            rep.completed += 1;
-                        }
-                        Err(e) => {
-                            failed_calls[i as usize] = true;
-                            if matches!(e, super::RpcError::Timeout { .. }) {
-                                rep.timeouts += 1;
-                            } else {
-                                rep.other_failures += 1;
-                            }
-                            rep.failed += 1;
-                        }
-                    }
-                }
+                } => answers.push(Inline::Response(sid, rpc, result.map(|p| p.to_vec()))),
                 Event::Request { .. } => {}
             }
         }
+        for it in answers.drain(..) {
+            let Inline::Response(sid, rpc, result) = it else {
+                continue;
+            };
+            progress += 1;
+            let Some(i) = inflight.remove(&(sid, rpc)) else {
+                rep.duplicate_answers += 1;
+                continue;
+            };
+            answered[i as usize] += 1;
+            match result {
+                Ok(bytes) => {
+                    request_of(i, cfg.msg_size, &mut req_buf);
+                    answer_of(&req_buf, &mut expect);
+                    if bytes != expect {
+                        rep.corrupted_responses += 1;
+                    }
+                    rep.completed += 1;
+                }
+                Err(e) => {
+                    failed_calls[i as usize] = true;
+                    if matches!(e, RpcError::Timeout { .. }) {
+                        rep.timeouts += 1;
+                    } else {
+                        rep.other_failures += 1;
+                    }
+                    rep.failed += 1;
+                }
+            }
+        }
+        inline = answers;
 
         if rep.completed + rep.failed >= n && rep.sent >= n {
             break;

@@ -35,6 +35,10 @@ pub struct SimTransportArgs {
     /// Seed of every random choice (same seed, same run).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Drive both endpoints through the in-place API (calls and answers written in the
+    /// packet buffer, one-packet messages handed out borrowing it), as the engine does.
+    #[arg(long = "in-place")]
+    pub in_place: bool,
     /// Print the full report as one JSON line (the default output is the same JSON;
     /// the flag is accepted for scripts that pass it explicitly).
     #[arg(long)]
@@ -55,6 +59,7 @@ pub fn run(args: &SimTransportArgs) -> anyhow::Result<()> {
         },
         msg_size: args.msg_size,
         seed: args.seed,
+        in_place: args.in_place,
         ..SimConfig::default()
     };
     let report = run_sim(&cfg).context("sim-transport: invalid parameters")?;
