@@ -49,13 +49,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             hdr.session = self.sessions[idx].remote;
             hdr.rpc_id = rpc;
             if let Some(pos) = self.ring_packet(&mut hdr, payload) {
-                let id = self.fast_call(now, idx as u32, slot as u8, rpc, service, method);
-                self.tx.push_back(TxItem::RawReq {
-                    idx: idx as u32,
-                    id,
-                    pos,
-                    len: (HEADER_LEN + payload.len()) as u32,
-                });
+                let raw = Some((pos, (HEADER_LEN + payload.len()) as u32));
+                self.fast_call(now, idx as u32, slot as u8, rpc, service, method, raw);
                 return Ok(RpcId(rpc));
             }
         }
@@ -158,9 +153,10 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         Err(CallError::WindowFull)
     }
 
-    /// The rest of a fast-path call whose request is already written (in the ring, or
-    /// in the caller's buffer): the slot keeps only what matching the response and
-    /// timing the call out need. Returns the session's id.
+    /// The rest of a fast-path call whose request is already written: in the ring at
+    /// `raw` (position, length), queued here, or in the caller's buffer (`None`). The
+    /// slot keeps only what matching the response and timing the call out need.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(crate) fn fast_call(
         &mut self,
@@ -170,7 +166,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         rpc: u32,
         service: u16,
         method: u16,
-    ) -> SessionId {
+        raw: Option<(u64, u32)>,
+    ) {
         let deadline = now + self.cfg.unreliable_timeout_ns;
         let s = &mut self.sessions[idx as usize];
         let id = s.id;
@@ -213,9 +210,11 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 self.sweep = Some((h, deadline));
             }
         }
+        if let Some((pos, len)) = raw {
+            self.tx.push_back(TxItem::RawReq { idx, id, pos, len });
+        }
         self.stats.calls += 1;
         self.stats.fast_calls += 1;
-        id
     }
 
     /// Times out the fast-path unreliable calls whose deadline has passed and re-arms
@@ -293,6 +292,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         Ok(())
     }
 
+    #[inline(always)]
     pub(crate) fn client_on_response(
         &mut self,
         now: Instant,
@@ -335,8 +335,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                     c.server_ns = u64::from(h.aux()) * 1_000;
                     None
                 };
-                let (session, rpc) = self.finish_fast(now, idx, slot as u8, code);
-                return Ok(Took::Response { session, rpc, code });
+                self.finish_fast(now, idx, slot as u8, code);
+                return Ok(Took::Response);
             }
             // One-packet answer: straight to the event arena, the slot is free at once.
             let p = h.payload();
@@ -708,7 +708,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     /// The bookkeeping of an RPC ended by one packet (any class), whose answer the
     /// caller hands out itself: an answer (`code` None) or a remote error. Frees the
     /// slot at once. Same bookkeeping as [`finish`](Self::finish).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn finish_fast(
         &mut self,
         now: Instant,
@@ -841,7 +841,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             self.events.push_back(EventDesc::Failed {
                 session: id,
                 rpc: RpcId(c.rpc_id),
-                err: err.clone(),
+                err,
             });
         }
     }

@@ -17,7 +17,7 @@ use super::session::{Role, SessState, SessionId};
 use super::{
     CallError, Endpoint, Instant, RequestRef, RespondError, RpcError, RpcId, RxDrop, TransportClass,
 };
-use crate::wire::rpc::{PacketType, RpcHeaderRepr, HEADER_LEN};
+use crate::wire::rpc::{PacketType, RpcHeader, RpcHeaderRepr, HEADER_LEN};
 
 /// What [`Endpoint::receive`] made of a packet.
 #[derive(Debug)]
@@ -44,35 +44,67 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     /// [`handle_packet`](Self::handle_packet) that hands a one-packet request or answer
     /// straight back, borrowing `bytes`, instead of queueing an event. While events are
     /// queued it queues too, so events keep their order (poll them after this).
-    #[inline]
+    ///
+    /// Inlined, so that what it hands out is built in the caller's registers: the
+    /// receive path itself is out of line and returns only what it did.
+    #[inline(always)]
     pub fn receive<'p>(
         &mut self,
         now: Instant,
         peer: A,
         bytes: &'p mut [u8],
     ) -> Result<Received<'p, A>, RxDrop> {
+        let took = self.rx_in_place(now, peer, bytes);
+        if took == Took::Queued {
+            return Ok(Received::Queued);
+        }
+        if took == Took::Dropped {
+            return Err(self.last_drop);
+        }
+        // `rx` validated the header and matched it to the session (its id is ours).
+        let h = RpcHeader::new_unchecked(&bytes[..]);
+        let (session, rpc) = (SessionId(h.session()), RpcId(h.rpc_id()));
+        let (is_error, code) = (h.packet_type() == PacketType::Error, h.aux());
+        let (service, method, class) = (h.service(), h.method(), h.class());
+        let payload = bytes.get_mut(HEADER_LEN..).unwrap_or_default();
+        if took == Took::Request {
+            self.stats.requests_in_place += 1;
+            let req = RequestRef {
+                session,
+                rpc,
+                service,
+                method,
+                class: TransportClass::from_wire(class),
+            };
+            return Ok(Received::Request { req, peer, payload });
+        }
+        self.stats.answers_in_place += 1;
+        let result = if is_error {
+            Err(RpcError::Remote { code })
+        } else {
+            Ok(payload)
+        };
+        Ok(Received::Response {
+            session,
+            rpc,
+            result,
+        })
+    }
+
+    /// The receive path of [`receive`](Self::receive), returning only a one-byte
+    /// outcome: a `Result` with the drop reason inside was spilled and reloaded whole
+    /// (a store-forwarding stall per packet).
+    #[inline(never)]
+    fn rx_in_place(&mut self, now: Instant, peer: A, bytes: &[u8]) -> Took {
         self.release_pending();
         let inline = self.events.is_empty();
-        let took = self.rx(now, peer, bytes, inline)?;
-        let payload = bytes.get_mut(HEADER_LEN..).unwrap_or_default();
-        Ok(match took {
-            Took::Queued => Received::Queued,
-            Took::Request(req) => {
-                self.stats.requests_in_place += 1;
-                Received::Request { req, peer, payload }
+        match self.rx(now, peer, bytes, inline) {
+            Ok(t) => t,
+            Err(d) => {
+                self.last_drop = d;
+                Took::Dropped
             }
-            Took::Response { session, rpc, code } => {
-                self.stats.answers_in_place += 1;
-                Received::Response {
-                    session,
-                    rpc,
-                    result: match code {
-                        None => Ok(payload),
-                        Some(code) => Err(RpcError::Remote { code }),
-                    },
-                }
-            }
-        })
+        }
     }
 
     /// Client: [`call`](Self::call) with the request's `len` payload bytes already in
@@ -112,7 +144,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             hdr.rpc_id = rpc;
             hdr.msg_len = len as u32;
             super::hdr::write(&hdr, out).ok_or(CallError::BufferTooSmall { len, cap })?;
-            self.fast_call(now, idx as u32, slot as u8, rpc, service, method);
+            self.fast_call(now, idx as u32, slot as u8, rpc, service, method, None);
             return Ok((RpcId(rpc), Some(self.sent(peer, HEADER_LEN + len))));
         }
         let payload = &out[HEADER_LEN..HEADER_LEN + len];

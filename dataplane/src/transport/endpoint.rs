@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::hash::Hash;
 
+use super::fifo::Fifo;
 use super::fragments::{MsgReceiver, MsgSender};
 use super::ring::PacketRing;
 use super::session::{ClientRpc, Role, ServerRpc, SessState, Session, SessionId, TagSource};
@@ -116,19 +117,22 @@ impl<A> TxItem<A> {
     }
 }
 
-/// What the receive path did with a packet (see `Endpoint::rx`).
-#[derive(Debug, Clone, Copy)]
+/// What the receive path did with a packet (see `Endpoint::rx`). Field-less on
+/// purpose: what the caller hands out is read back from the (validated) header, so no
+/// composite value travels back through the call chain (copying one, padding
+/// included, stalled on store forwarding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Took {
     /// Queued as events, or nothing for the application.
     Queued,
-    /// A one-packet request deliverable now (inline only): the payload is the packet's.
-    Request(RequestRef),
-    /// A one-packet answer ended a call (inline only): `Ok` payload is the packet's.
-    Response {
-        session: SessionId,
-        rpc: RpcId,
-        code: Option<u16>,
-    },
+    /// A one-packet request deliverable now (inline only): the request is the
+    /// header's (its `session` is this side's id), the payload the packet's.
+    Request,
+    /// A one-packet answer ended a call (inline only): the call is the header's
+    /// (`session`, `rpc_id`); a `Response` carries the payload, an `Error` its code.
+    Response,
+    /// Dropped (in-place receive only; the reason is in `Endpoint::last_drop`).
+    Dropped,
 }
 
 /// Where a request event's payload is.
@@ -139,7 +143,7 @@ pub(crate) enum ReqSrc {
     Unrel { buf: u32 },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum EventDesc<A> {
     Connected(SessionId),
     ConnectFailed(SessionId),
@@ -226,9 +230,9 @@ pub struct Endpoint<A> {
     pub(crate) tags: TagSource,
     pub(crate) timers: TimerWheel<Timer>,
     pub(crate) expired: Vec<Timer>,
-    pub(crate) tx: VecDeque<TxItem<A>>,
+    pub(crate) tx: Fifo<TxItem<A>>,
     pub(crate) tx_control: usize,
-    pub(crate) events: VecDeque<EventDesc<A>>,
+    pub(crate) events: Fifo<EventDesc<A>>,
     pub(crate) arena: Vec<u8>,
     pub(crate) release: Release,
     pub(crate) unrel: Vec<UnrelBuf<A>>,
@@ -243,6 +247,8 @@ pub struct Endpoint<A> {
     pub(crate) cache_bytes: usize,
     pub(crate) error_tokens: u32,
     pub(crate) error_epoch_ms: u64,
+    /// Why the last packet of an in-place receive was dropped.
+    pub(crate) last_drop: RxDrop,
     pub(crate) stats: TransportStats,
 }
 
@@ -275,9 +281,9 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             embryonic_count: 0,
             tags,
             expired: Vec::with_capacity(64),
-            tx: VecDeque::with_capacity(256),
+            tx: Fifo::with_capacity(256, TxItem::Unrel { buf: u32::MAX }),
             tx_control: 0,
-            events: VecDeque::with_capacity(256),
+            events: Fifo::with_capacity(256, EventDesc::Connected(SessionId(0))),
             arena: Vec::with_capacity(config.event_arena_bytes),
             release: Release::None,
             unrel: Vec::new(),
@@ -289,6 +295,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             cache_bytes: 0,
             error_tokens: config.error_replies_per_ms,
             error_epoch_ms: 0,
+            last_drop: RxDrop::Stale,
             stats: TransportStats::default(),
             classes,
             cfg: config,
@@ -441,7 +448,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     /// The receive path. With `inline`, a one-packet request deliverable now and a
     /// one-packet answer that ends a call are not queued: they are returned, their
     /// payload being the packet's (see `receive`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn rx(
         &mut self,
         now: Instant,
@@ -643,7 +650,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                     let c = &self.sessions[idx as usize].client_slots[usize::from(slot)];
                     let result = match &c.result {
                         Ok(()) => Ok(&c.resp.buf[..]),
-                        Err(e) => Err(e.clone()),
+                        Err(e) => Err(*e),
                     };
                     return Some(Event::Response {
                         session,

@@ -73,6 +73,7 @@ mod direct;
 mod endpoint;
 #[cfg(test)]
 mod fastpath_tests;
+mod fifo;
 mod fragments;
 mod hdr;
 mod ring;
@@ -245,7 +246,7 @@ pub mod error_code {
 pub const ERROR_CODE_TRANSPORT_BASE: u16 = 0xff00;
 
 /// Why an RPC ended without a response.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize)]
 pub enum RpcError {
     #[error("timed out (deadline, or retry limit after {retries} retransmissions)")]
     Timeout { retries: u32 },

@@ -48,6 +48,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     /// Answers a request. With `direct`, a response kept for a reliable request is not
     /// queued and `Some((index, slot))` says where it is: the caller sends its first
     /// packet itself (see `respond_in_place`); unreliable ones are always queued.
+    #[inline]
     pub(crate) fn answer(
         &mut self,
         _now: Instant,
@@ -208,6 +209,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         self.push_header(peer, r);
     }
 
+    #[inline(always)]
     pub(crate) fn server_on_request(
         &mut self,
         now: Instant,
@@ -246,6 +248,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         }
     }
 
+    #[inline(always)]
     fn server_unreliable(
         &mut self,
         now: Instant,
@@ -266,7 +269,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         if h.frag_count() == 1 {
             if inline {
                 self.stats.requests_delivered += 1;
-                return Ok(Took::Request(req));
+                return Ok(Took::Request);
             }
             if self.arena.len() + payload.len() > self.cfg.event_arena_bytes {
                 return Err(RxDrop::EventArenaFull);
@@ -284,6 +287,21 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             self.stats.requests_delivered += 1;
             return Ok(Took::Queued);
         }
+        self.server_unreliable_fragment(now, idx, peer, h, req)
+    }
+
+    /// A fragment of a multi-fragment unreliable request: transient reassembly.
+    #[inline(never)]
+    fn server_unreliable_fragment(
+        &mut self,
+        now: Instant,
+        idx: u32,
+        peer: A,
+        h: &RpcHeader<&[u8]>,
+        req: RequestRef,
+    ) -> Result<Took, RxDrop> {
+        let id = req.session;
+        let payload = h.payload();
         let owner = (idx, id, h.rpc_id());
         let existing = self
             .unrel
@@ -416,7 +434,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                         if ordered {
                             self.drain_held(idx, peer);
                         }
-                        return Ok(Took::Request(req));
+                        return Ok(Took::Request);
                     }
                     let off = self.arena.len() as u32;
                     self.arena.extend_from_slice(p);

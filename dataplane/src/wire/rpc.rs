@@ -225,6 +225,7 @@ impl<T: AsRef<[u8]>> RpcHeader<T> {
     }
 
     /// Wraps `buffer` after validating it (see the module docs for the rules).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, HeaderError> {
         let h = Self::new_unchecked(buffer);
         h.check()?;
@@ -232,6 +233,7 @@ impl<T: AsRef<[u8]>> RpcHeader<T> {
     }
 
     /// Validates the header and payload lengths.
+    #[inline]
     pub fn check(&self) -> Result<(), HeaderError> {
         let b = self.buffer.as_ref();
         if b.len() < HEADER_LEN {
