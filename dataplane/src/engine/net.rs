@@ -4,18 +4,19 @@
 //! config, entries learned from ARP and gleaned from well-formed UDP frames addressed to
 //! us — and the per-reason drop counters of frames that never reach the transport. It
 //! answers ARP requests for our address and asks for unknown neighbours (rate limited).
-//! It never allocates after construction and never panics on any frame. Frames to the
+//! It never allocates after construction and never panics on any frame. Received
+//! checksums are verified in software unless the port's [`RxChecksum`] verdict says the
+//! device already did (or found them bad). Frames to the
 //! last peer sent to are built from a cached [`UdpIpv4Template`] (dropped whenever the
 //! neighbour table changes), with the UDP checksum as [`NetStack::udp_checksum`] says.
 
 use std::net::Ipv4Addr;
 
+use crate::port::{ChecksumStatus, RxChecksum};
 use crate::wire::arp::{parse_arp_frame, ArpOperation, ArpRepr};
 use crate::wire::ethernet::{EtherType, EthernetFrame};
-use crate::wire::frame::PAYLOAD_OFFSET;
-use crate::wire::{
-    parse_udp_ipv4, MacAddr, UdpChecksum, UdpIpv4Header, UdpIpv4Template, WireError,
-};
+use crate::wire::frame::{parse_udp_ipv4_verifying, PAYLOAD_OFFSET};
+use crate::wire::{MacAddr, UdpChecksum, UdpIpv4Header, UdpIpv4Template, WireError};
 
 /// An RPC peer: IPv4 address and UDP port (the transport's address type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -214,9 +215,17 @@ impl NetStack {
         }
     }
 
-    /// Classifies a received frame. ARP requests for us are answered into `reply`
-    /// (at least 42 bytes).
+    /// Classifies a received frame, verifying its checksums in software. ARP requests
+    /// for us are answered into `reply` (at least 42 bytes).
     pub fn receive(&mut self, frame: &[u8], reply: &mut [u8]) -> Rx {
+        self.receive_with(frame, RxChecksum::UNKNOWN, reply)
+    }
+
+    /// As [`NetStack::receive`], with the receiving device's checksum verdict: a
+    /// checksum it calls [`ChecksumStatus::Good`] is not verified again, one it calls
+    /// [`ChecksumStatus::Bad`] drops the frame (counted as that bad checksum), and an
+    /// [`ChecksumStatus::Unknown`] one is verified in software.
+    pub fn receive_with(&mut self, frame: &[u8], csum: RxChecksum, reply: &mut [u8]) -> Rx {
         let ethertype = match EthernetFrame::new_checked(frame) {
             Ok(f) => f.ethertype(),
             Err(e) => return self.drop(NetDrop::Wire(e)),
@@ -240,10 +249,21 @@ impl NetStack {
         if dst_mac != self.mac && !dst_mac.is_broadcast() {
             return self.drop(NetDrop::NotOurMac);
         }
-        let p = match parse_udp_ipv4(frame) {
+        if csum.ipv4 == ChecksumStatus::Bad {
+            return self.drop(NetDrop::Wire(WireError::BadIpChecksum));
+        }
+        let p = match parse_udp_ipv4_verifying(
+            frame,
+            csum.ipv4 == ChecksumStatus::Unknown,
+            csum.l4 == ChecksumStatus::Unknown,
+        ) {
             Ok(p) => p,
             Err(e) => return self.drop(NetDrop::Wire(e)),
         };
+        // Only now: the device's L4 verdict may be about a frame that is not even UDP.
+        if csum.l4 == ChecksumStatus::Bad {
+            return self.drop(NetDrop::Wire(WireError::BadUdpChecksum));
+        }
         if p.dst_ip != self.ip {
             return self.drop(NetDrop::NotOurIp);
         }
@@ -359,7 +379,7 @@ pub const RPC_OFFSET: usize = PAYLOAD_OFFSET;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::build_udp_ipv4;
+    use crate::wire::{build_udp_ipv4, parse_udp_ipv4};
 
     const ME: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const YOU: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -536,6 +556,66 @@ mod tests {
         let p = parse_udp_ipv4(&f[..len]).unwrap();
         assert_eq!(p.dst_mac, moved);
         assert_eq!(p.ip_id, 2);
+    }
+
+    #[test]
+    fn the_devices_checksum_verdict_is_trusted_and_unknown_is_verified() {
+        use ChecksumStatus::{Bad, Good, Unknown};
+        let mut n = NetStack::new(my_mac(), ME, 7000, &[]);
+        let mut r = [0u8; 64];
+        let peer = Peer {
+            ip: YOU,
+            port: 5555,
+        };
+        let good = udp(my_mac(), ME, 7000, b"xyz");
+        let mut bad_udp = good.clone();
+        let last = bad_udp.len() - 1;
+        bad_udp[last] ^= 0xff;
+        let mut bad_ip = good.clone();
+        bad_ip[24] ^= 0x5a; // the IPv4 checksum field
+        let v = |ipv4, l4| RxChecksum { ipv4, l4 };
+        // None: passed to the transport; Some(e): dropped as e.
+        let (rpc, ip_drop, udp_drop) = (
+            None,
+            Some(WireError::BadIpChecksum),
+            Some(WireError::BadUdpChecksum),
+        );
+        let cases: [(&[u8], RxChecksum, Option<WireError>); 12] = [
+            // Unknown: software decides.
+            (&good, v(Unknown, Unknown), rpc),
+            (&bad_udp, v(Unknown, Unknown), udp_drop),
+            (&bad_ip, v(Unknown, Unknown), ip_drop),
+            // Good: the device vouched, the wrong bytes are not looked at again.
+            (&bad_udp, v(Unknown, Good), rpc),
+            (&bad_ip, v(Good, Unknown), rpc),
+            (&bad_ip, v(Unknown, Good), ip_drop),
+            (&bad_udp, v(Good, Unknown), udp_drop),
+            // Bad: dropped however right the bytes are.
+            (&good, v(Unknown, Bad), udp_drop),
+            (&good, v(Bad, Unknown), ip_drop),
+            (&good, v(Good, Bad), udp_drop),
+            (&good, v(Bad, Good), ip_drop),
+            (&good, v(Good, Good), rpc),
+        ];
+        for (i, (frame, csum, want)) in cases.into_iter().enumerate() {
+            let want = match want {
+                None => Rx::Rpc { peer, offset: 42 },
+                Some(e) => Rx::Dropped(NetDrop::Wire(e)),
+            };
+            assert_eq!(
+                n.receive_with(frame, csum, &mut r),
+                want,
+                "case {i}: {csum:?}"
+            );
+        }
+        assert_eq!(n.counters.wire[WireError::BadUdpChecksum.index()], 4);
+        assert_eq!(n.counters.wire[WireError::BadIpChecksum.index()], 4);
+        // A Good verdict skips no structural check.
+        let short = &good[..good.len() - 1];
+        assert_eq!(
+            n.receive_with(short, v(Good, Good), &mut r),
+            Rx::Dropped(NetDrop::Wire(WireError::BadTotalLength))
+        );
     }
 
     #[test]
