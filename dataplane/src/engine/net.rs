@@ -7,8 +7,10 @@
 //! It never allocates after construction and never panics on any frame. Received
 //! checksums are verified in software unless the port's [`RxChecksum`] verdict says the
 //! device already did (or found them bad). Frames to the
-//! last peer sent to are built from a cached [`UdpIpv4Template`] (dropped whenever the
-//! neighbour table changes), with the UDP checksum as [`NetStack::udp_checksum`] says.
+//! recent peers are built from cached [`UdpIpv4Template`]s (a small direct-mapped cache of
+//! [`TEMPLATE_CACHE`] entries, so a server answering many clients keeps the fast path; a
+//! neighbour's entries are dropped when its MAC changes or it leaves the table), with the
+//! UDP checksum as [`NetStack::udp_checksum`] says.
 
 use std::net::Ipv4Addr;
 
@@ -128,6 +130,17 @@ pub const NEIGHBOR_CAPACITY: usize = 256;
 /// At most one ARP request per neighbour per this many ns.
 pub const ARP_RETRY_NS: u64 = 50_000_000;
 
+/// Peers whose prepared frame headers one core keeps (direct-mapped; a power of two).
+pub const TEMPLATE_CACHE: usize = 16;
+
+/// The cache slot of `peer`: a multiplicative hash of address and port, so peers that
+/// differ only in the low bits of either spread over the slots.
+#[inline]
+fn template_slot(peer: Peer) -> usize {
+    let key = (u64::from(u32::from(peer.ip)) << 16) | u64::from(peer.port);
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & (TEMPLATE_CACHE - 1)
+}
+
 /// This host's addresses, its neighbour table and its drop counters (one per core).
 #[derive(Debug)]
 pub struct NetStack {
@@ -139,8 +152,9 @@ pub struct NetStack {
     ip_id: u16,
     /// How transmitted frames get their UDP checksum (default: computed in full).
     pub udp_checksum: UdpChecksum,
-    /// The last peer sent to and its prepared headers (MAC included).
-    last: Option<(Peer, UdpIpv4Template)>,
+    /// Recent peers and their prepared headers (MAC included), direct-mapped by
+    /// [`template_slot`].
+    templates: [Option<(Peer, UdpIpv4Template)>; TEMPLATE_CACHE],
     pub counters: NetCounters,
 }
 
@@ -163,7 +177,7 @@ impl NetStack {
             next_evict: 0,
             ip_id: 0,
             udp_checksum: UdpChecksum::Full,
-            last: None,
+            templates: [const { None }; TEMPLATE_CACHE],
             counters: NetCounters::default(),
         }
     }
@@ -176,6 +190,15 @@ impl NetStack {
             .map(|n| n.mac)
     }
 
+    /// Drops the cached headers of every peer at `ip` (its MAC changed or is gone).
+    fn forget_templates(&mut self, ip: Ipv4Addr) {
+        for t in &mut self.templates {
+            if t.as_ref().is_some_and(|(p, _)| p.ip == ip) {
+                *t = None;
+            }
+        }
+    }
+
     fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr) {
         if mac.is_multicast() || mac == MacAddr::ZERO || ip.is_unspecified() {
             return;
@@ -183,7 +206,7 @@ impl NetStack {
         if let Some(n) = self.neighbors.iter_mut().find(|n| n.ip == ip) {
             if !n.fixed && n.mac != mac {
                 n.mac = mac;
-                self.last = None;
+                self.forget_templates(ip);
             }
             return;
         }
@@ -196,7 +219,6 @@ impl NetStack {
     }
 
     fn insert(&mut self, n: Neighbor) {
-        self.last = None;
         if self.neighbors.len() < NEIGHBOR_CAPACITY {
             self.neighbors.push(n);
             return;
@@ -207,7 +229,9 @@ impl NetStack {
             self.next_evict = self.next_evict.wrapping_add(1);
             if let Some(slot) = self.neighbors.get_mut(i) {
                 if !slot.fixed {
+                    let gone = slot.ip;
                     *slot = n;
+                    self.forget_templates(gone);
                     self.counters.neighbor_evictions += 1;
                     return;
                 }
@@ -322,7 +346,8 @@ impl NetStack {
         frame: &mut [u8],
         payload_len: usize,
     ) -> Result<usize, Option<usize>> {
-        if let Some((p, t)) = &self.last {
+        let slot = template_slot(peer);
+        if let Some(Some((p, t))) = self.templates.get(slot) {
             if *p == peer {
                 self.ip_id = self.ip_id.wrapping_add(1);
                 return t
@@ -348,7 +373,9 @@ impl NetStack {
         let len = t
             .write(frame, self.ip_id, payload_len, self.udp_checksum)
             .map_err(|_| None);
-        self.last = Some((peer, t));
+        if let Some(entry) = self.templates.get_mut(slot) {
+            *entry = Some((peer, t));
+        }
         len
     }
 
@@ -634,6 +661,70 @@ mod tests {
             Some(your_mac()),
             "static entries are not overridden"
         );
+    }
+
+    #[test]
+    fn template_slots_spread_nearby_peers() {
+        let mut used = [0u32; TEMPLATE_CACHE];
+        for i in 0..64u32 {
+            let peer = Peer {
+                ip: Ipv4Addr::from(0x0a00_0000 + i / 4),
+                port: 7001 + (i % 4) as u16,
+            };
+            used[template_slot(peer)] += 1;
+        }
+        // 64 peers over 16 slots: none empty, none with more than a quarter of them.
+        assert!(used.iter().all(|&n| n > 0 && n <= 16), "{used:?}");
+    }
+
+    proptest::proptest! {
+        /// Frames to many peers in any order (more peers than cache slots, neighbours
+        /// whose MAC moves between sends) are byte for byte what the slow builder makes.
+        #[test]
+        fn cached_headers_for_many_peers_equal_the_builder(
+            sends in proptest::collection::vec(
+                (0usize..24, 0usize..300, proptest::bool::weighted(0.1)),
+                1..300,
+            )
+        ) {
+            let mut n = NetStack::new(my_mac(), ME, 7000, &[]);
+            let ip_of = |i: usize| Ipv4Addr::new(10, 0, 1, (i / 4) as u8 + 1);
+            let mut macs: Vec<MacAddr> = (0..6).map(|i| MacAddr::local(i + 100)).collect();
+            for (i, mac) in macs.iter().enumerate() {
+                n.learn(ip_of(i * 4), *mac);
+            }
+            let mut ip_id = 0u16;
+            for (k, (who, len, moved)) in sends.into_iter().enumerate() {
+                let host = who / 4;
+                if moved {
+                    macs[host] = MacAddr::local(1000 + k as u64);
+                    n.learn(ip_of(who), macs[host]);
+                }
+                let peer = Peer { ip: ip_of(who), port: 9000 + (who % 4) as u16 };
+                let payload: Vec<u8> = (0..len).map(|b| (b * 7 + k) as u8).collect();
+                let mut got = vec![0u8; PAYLOAD_OFFSET + 300];
+                got[PAYLOAD_OFFSET..PAYLOAD_OFFSET + len].copy_from_slice(&payload);
+                let mut want = got.clone();
+                let flen = n.emit(0, peer, &mut got, len).unwrap();
+                ip_id = ip_id.wrapping_add(1);
+                let h = UdpIpv4Header {
+                    src_mac: my_mac(),
+                    dst_mac: macs[host],
+                    src_ip: ME,
+                    dst_ip: peer.ip,
+                    src_port: 7000,
+                    dst_port: peer.port,
+                    ttl: 64,
+                    ip_id,
+                };
+                let wlen = build_udp_ipv4(&mut want, &h, len).unwrap();
+                proptest::prop_assert_eq!(flen, wlen);
+                proptest::prop_assert_eq!(&got[..flen], &want[..wlen], "send {}", k);
+                // And the peer's headers are now cached for the next frame.
+                let cached = n.templates[template_slot(peer)].as_ref().map(|(p, _)| *p);
+                proptest::prop_assert_eq!(cached, Some(peer));
+            }
+        }
     }
 
     #[test]
