@@ -28,6 +28,11 @@ const RSS_WANTED: u64 =
 /// cannot evaluate; stable across DPDK releases since 21.11).
 pub const TX_OFFLOAD_UDP_CKSUM: u64 = 1 << 2;
 
+/// `RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM` (`RTE_BIT64(1)` and
+/// `RTE_BIT64(2)`, same caveat): the device verifies received checksums and reports the
+/// verdict in each mbuf's `ol_flags` (read by `Mbuf`'s `PacketBuf::rx_checksum`).
+pub const RX_OFFLOAD_CKSUM: u64 = (1 << 1) | (1 << 2);
+
 /// How to set up a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EthConfig {
@@ -259,6 +264,9 @@ impl EthDev {
                 conf.rxmode.offloads |= sys::FLATRPC_ETH_RX_OFFLOAD_RSS_HASH;
             }
         }
+        // Receive checksum verification, whichever part of it is offered: the verdicts
+        // save the software checks (and mbufs without one are checked in software).
+        conf.rxmode.offloads |= info.rx_offload_capa & RX_OFFLOAD_CKSUM;
         // Enabled whenever offered: it only acts on mbufs that ask for it (ol_flags).
         let tx_udp_cksum = info.tx_offload_capa & TX_OFFLOAD_UDP_CKSUM != 0;
         if tx_udp_cksum {

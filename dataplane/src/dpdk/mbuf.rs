@@ -14,7 +14,7 @@ use std::ptr::NonNull;
 
 use dpdk_sys::rte_mbuf;
 
-use crate::port::{BufTooSmall, PacketBuf};
+use crate::port::{BufTooSmall, ChecksumStatus, PacketBuf, RxChecksum};
 
 /// Bytes DPDK reserves in front of the data of a fresh mbuf (`RTE_PKTMBUF_HEADROOM`).
 pub const MBUF_HEADROOM: usize = dpdk_sys::RTE_PKTMBUF_HEADROOM as usize;
@@ -22,6 +22,28 @@ pub const MBUF_HEADROOM: usize = dpdk_sys::RTE_PKTMBUF_HEADROOM as usize;
 /// The usual mbuf data room: 2048 bytes of data after the headroom
 /// (`RTE_MBUF_DEFAULT_BUF_SIZE`).
 pub const DEFAULT_MBUF_DATA_ROOM: u16 = dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16;
+
+/// What a received mbuf's `ol_flags` say about its checksums. `*_CKSUM_NONE` (the
+/// checksum field is not valid in the data but the device verified the data's integrity,
+/// e.g. virtio's partial checksums) counts as [`ChecksumStatus::Good`].
+#[inline(always)]
+pub fn rx_checksum_of_ol_flags(flags: u64) -> RxChecksum {
+    use dpdk_sys::{
+        RTE_MBUF_F_RX_IP_CKSUM_BAD as IP_BAD, RTE_MBUF_F_RX_IP_CKSUM_GOOD as IP_GOOD,
+        RTE_MBUF_F_RX_IP_CKSUM_MASK as IP_MASK, RTE_MBUF_F_RX_IP_CKSUM_NONE as IP_NONE,
+        RTE_MBUF_F_RX_L4_CKSUM_BAD as L4_BAD, RTE_MBUF_F_RX_L4_CKSUM_GOOD as L4_GOOD,
+        RTE_MBUF_F_RX_L4_CKSUM_MASK as L4_MASK, RTE_MBUF_F_RX_L4_CKSUM_NONE as L4_NONE,
+    };
+    let state = |bits: u64, good: u32, bad: u32, none: u32| match bits {
+        b if b == u64::from(good) || b == u64::from(none) => ChecksumStatus::Good,
+        b if b == u64::from(bad) => ChecksumStatus::Bad,
+        _ => ChecksumStatus::Unknown,
+    };
+    RxChecksum {
+        ipv4: state(flags & u64::from(IP_MASK), IP_GOOD, IP_BAD, IP_NONE),
+        l4: state(flags & u64::from(L4_MASK), L4_GOOD, L4_BAD, L4_NONE),
+    }
+}
 
 /// One packet buffer owned by us. `#[repr(transparent)]`, so a `[Mbuf]` is an array of
 /// `rte_mbuf` pointers that can go straight to `rte_eth_tx_burst`.
@@ -238,6 +260,13 @@ impl PacketBuf for Mbuf {
         }
         Ok(())
     }
+
+    /// From the RX checksum bits of `ol_flags` (see [`rx_checksum_of_ol_flags`]). Only
+    /// meaningful on a received mbuf: a fresh one has no flags (unknown).
+    #[inline(always)]
+    fn rx_checksum(&self) -> RxChecksum {
+        rx_checksum_of_ol_flags(self.raw().ol_flags)
+    }
 }
 
 impl Drop for Mbuf {
@@ -258,5 +287,53 @@ impl std::fmt::Debug for Mbuf {
             .field("nb_segs", &m.nb_segs)
             .field("port", &m.port)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ol_flags_map_to_checksum_verdicts() {
+        use dpdk_sys::*;
+        use ChecksumStatus::{Bad, Good, Unknown};
+        let f = |ip: u32, l4: u32| u64::from(ip) | u64::from(l4);
+        let cases = [
+            (0, Unknown, Unknown),
+            (
+                f(RTE_MBUF_F_RX_IP_CKSUM_GOOD, RTE_MBUF_F_RX_L4_CKSUM_GOOD),
+                Good,
+                Good,
+            ),
+            (
+                f(RTE_MBUF_F_RX_IP_CKSUM_BAD, RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN),
+                Bad,
+                Unknown,
+            ),
+            (
+                f(RTE_MBUF_F_RX_IP_CKSUM_GOOD, RTE_MBUF_F_RX_L4_CKSUM_BAD),
+                Good,
+                Bad,
+            ),
+            (
+                f(RTE_MBUF_F_RX_IP_CKSUM_NONE, RTE_MBUF_F_RX_L4_CKSUM_NONE),
+                Good,
+                Good,
+            ),
+            // Other flags (RSS hash, VLAN...) change nothing.
+            (
+                u64::from(RTE_MBUF_F_RX_RSS_HASH) | u64::from(RTE_MBUF_F_RX_L4_CKSUM_BAD),
+                Unknown,
+                Bad,
+            ),
+        ];
+        for (flags, ipv4, l4) in cases {
+            assert_eq!(
+                rx_checksum_of_ol_flags(flags),
+                RxChecksum { ipv4, l4 },
+                "ol_flags {flags:#x}"
+            );
+        }
     }
 }

@@ -224,7 +224,7 @@ impl<P: Port, A: App> Core<P, A> {
         let mut reply = [0u8; 64];
         for buf in self.rx.drain(..) {
             let data = buf.data();
-            match self.net.receive(data, &mut reply) {
+            match self.net.receive_with(data, buf.rx_checksum(), &mut reply) {
                 Rx::Rpc { peer, offset } => {
                     // Drops are counted by reason in the transport's stats.
                     let _ = self

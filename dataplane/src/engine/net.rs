@@ -4,18 +4,21 @@
 //! config, entries learned from ARP and gleaned from well-formed UDP frames addressed to
 //! us — and the per-reason drop counters of frames that never reach the transport. It
 //! answers ARP requests for our address and asks for unknown neighbours (rate limited).
-//! It never allocates after construction and never panics on any frame. Frames to the
-//! last peer sent to are built from a cached [`UdpIpv4Template`] (dropped whenever the
-//! neighbour table changes), with the UDP checksum as [`NetStack::udp_checksum`] says.
+//! It never allocates after construction and never panics on any frame. Received
+//! checksums are verified in software unless the port's [`RxChecksum`] verdict says the
+//! device already did (or found them bad). Frames to the
+//! recent peers are built from cached [`UdpIpv4Template`]s (a small direct-mapped cache of
+//! [`TEMPLATE_CACHE`] entries, so a server answering many clients keeps the fast path; a
+//! neighbour's entries are dropped when its MAC changes or it leaves the table), with the
+//! UDP checksum as [`NetStack::udp_checksum`] says.
 
 use std::net::Ipv4Addr;
 
+use crate::port::{ChecksumStatus, RxChecksum};
 use crate::wire::arp::{parse_arp_frame, ArpOperation, ArpRepr};
 use crate::wire::ethernet::{EtherType, EthernetFrame};
-use crate::wire::frame::PAYLOAD_OFFSET;
-use crate::wire::{
-    parse_udp_ipv4, MacAddr, UdpChecksum, UdpIpv4Header, UdpIpv4Template, WireError,
-};
+use crate::wire::frame::{parse_udp_ipv4_verifying, PAYLOAD_OFFSET};
+use crate::wire::{MacAddr, UdpChecksum, UdpIpv4Header, UdpIpv4Template, WireError};
 
 /// An RPC peer: IPv4 address and UDP port (the transport's address type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -127,6 +130,17 @@ pub const NEIGHBOR_CAPACITY: usize = 256;
 /// At most one ARP request per neighbour per this many ns.
 pub const ARP_RETRY_NS: u64 = 50_000_000;
 
+/// Peers whose prepared frame headers one core keeps (direct-mapped; a power of two).
+pub const TEMPLATE_CACHE: usize = 16;
+
+/// The cache slot of `peer`: a multiplicative hash of address and port, so peers that
+/// differ only in the low bits of either spread over the slots.
+#[inline]
+fn template_slot(peer: Peer) -> usize {
+    let key = (u64::from(u32::from(peer.ip)) << 16) | u64::from(peer.port);
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & (TEMPLATE_CACHE - 1)
+}
+
 /// This host's addresses, its neighbour table and its drop counters (one per core).
 #[derive(Debug)]
 pub struct NetStack {
@@ -138,8 +152,9 @@ pub struct NetStack {
     ip_id: u16,
     /// How transmitted frames get their UDP checksum (default: computed in full).
     pub udp_checksum: UdpChecksum,
-    /// The last peer sent to and its prepared headers (MAC included).
-    last: Option<(Peer, UdpIpv4Template)>,
+    /// Recent peers and their prepared headers (MAC included), direct-mapped by
+    /// [`template_slot`].
+    templates: [Option<(Peer, UdpIpv4Template)>; TEMPLATE_CACHE],
     pub counters: NetCounters,
 }
 
@@ -162,7 +177,7 @@ impl NetStack {
             next_evict: 0,
             ip_id: 0,
             udp_checksum: UdpChecksum::Full,
-            last: None,
+            templates: [const { None }; TEMPLATE_CACHE],
             counters: NetCounters::default(),
         }
     }
@@ -175,6 +190,15 @@ impl NetStack {
             .map(|n| n.mac)
     }
 
+    /// Drops the cached headers of every peer at `ip` (its MAC changed or is gone).
+    fn forget_templates(&mut self, ip: Ipv4Addr) {
+        for t in &mut self.templates {
+            if t.as_ref().is_some_and(|(p, _)| p.ip == ip) {
+                *t = None;
+            }
+        }
+    }
+
     fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr) {
         if mac.is_multicast() || mac == MacAddr::ZERO || ip.is_unspecified() {
             return;
@@ -182,7 +206,7 @@ impl NetStack {
         if let Some(n) = self.neighbors.iter_mut().find(|n| n.ip == ip) {
             if !n.fixed && n.mac != mac {
                 n.mac = mac;
-                self.last = None;
+                self.forget_templates(ip);
             }
             return;
         }
@@ -195,7 +219,6 @@ impl NetStack {
     }
 
     fn insert(&mut self, n: Neighbor) {
-        self.last = None;
         if self.neighbors.len() < NEIGHBOR_CAPACITY {
             self.neighbors.push(n);
             return;
@@ -206,7 +229,9 @@ impl NetStack {
             self.next_evict = self.next_evict.wrapping_add(1);
             if let Some(slot) = self.neighbors.get_mut(i) {
                 if !slot.fixed {
+                    let gone = slot.ip;
                     *slot = n;
+                    self.forget_templates(gone);
                     self.counters.neighbor_evictions += 1;
                     return;
                 }
@@ -214,9 +239,17 @@ impl NetStack {
         }
     }
 
-    /// Classifies a received frame. ARP requests for us are answered into `reply`
-    /// (at least 42 bytes).
+    /// Classifies a received frame, verifying its checksums in software. ARP requests
+    /// for us are answered into `reply` (at least 42 bytes).
     pub fn receive(&mut self, frame: &[u8], reply: &mut [u8]) -> Rx {
+        self.receive_with(frame, RxChecksum::UNKNOWN, reply)
+    }
+
+    /// As [`NetStack::receive`], with the receiving device's checksum verdict: a
+    /// checksum it calls [`ChecksumStatus::Good`] is not verified again, one it calls
+    /// [`ChecksumStatus::Bad`] drops the frame (counted as that bad checksum), and an
+    /// [`ChecksumStatus::Unknown`] one is verified in software.
+    pub fn receive_with(&mut self, frame: &[u8], csum: RxChecksum, reply: &mut [u8]) -> Rx {
         let ethertype = match EthernetFrame::new_checked(frame) {
             Ok(f) => f.ethertype(),
             Err(e) => return self.drop(NetDrop::Wire(e)),
@@ -240,10 +273,21 @@ impl NetStack {
         if dst_mac != self.mac && !dst_mac.is_broadcast() {
             return self.drop(NetDrop::NotOurMac);
         }
-        let p = match parse_udp_ipv4(frame) {
+        if csum.ipv4 == ChecksumStatus::Bad {
+            return self.drop(NetDrop::Wire(WireError::BadIpChecksum));
+        }
+        let p = match parse_udp_ipv4_verifying(
+            frame,
+            csum.ipv4 == ChecksumStatus::Unknown,
+            csum.l4 == ChecksumStatus::Unknown,
+        ) {
             Ok(p) => p,
             Err(e) => return self.drop(NetDrop::Wire(e)),
         };
+        // Only now: the device's L4 verdict may be about a frame that is not even UDP.
+        if csum.l4 == ChecksumStatus::Bad {
+            return self.drop(NetDrop::Wire(WireError::BadUdpChecksum));
+        }
         if p.dst_ip != self.ip {
             return self.drop(NetDrop::NotOurIp);
         }
@@ -302,7 +346,8 @@ impl NetStack {
         frame: &mut [u8],
         payload_len: usize,
     ) -> Result<usize, Option<usize>> {
-        if let Some((p, t)) = &self.last {
+        let slot = template_slot(peer);
+        if let Some(Some((p, t))) = self.templates.get(slot) {
             if *p == peer {
                 self.ip_id = self.ip_id.wrapping_add(1);
                 return t
@@ -328,7 +373,9 @@ impl NetStack {
         let len = t
             .write(frame, self.ip_id, payload_len, self.udp_checksum)
             .map_err(|_| None);
-        self.last = Some((peer, t));
+        if let Some(entry) = self.templates.get_mut(slot) {
+            *entry = Some((peer, t));
+        }
         len
     }
 
@@ -359,7 +406,7 @@ pub const RPC_OFFSET: usize = PAYLOAD_OFFSET;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::build_udp_ipv4;
+    use crate::wire::{build_udp_ipv4, parse_udp_ipv4};
 
     const ME: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const YOU: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -539,6 +586,66 @@ mod tests {
     }
 
     #[test]
+    fn the_devices_checksum_verdict_is_trusted_and_unknown_is_verified() {
+        use ChecksumStatus::{Bad, Good, Unknown};
+        let mut n = NetStack::new(my_mac(), ME, 7000, &[]);
+        let mut r = [0u8; 64];
+        let peer = Peer {
+            ip: YOU,
+            port: 5555,
+        };
+        let good = udp(my_mac(), ME, 7000, b"xyz");
+        let mut bad_udp = good.clone();
+        let last = bad_udp.len() - 1;
+        bad_udp[last] ^= 0xff;
+        let mut bad_ip = good.clone();
+        bad_ip[24] ^= 0x5a; // the IPv4 checksum field
+        let v = |ipv4, l4| RxChecksum { ipv4, l4 };
+        // None: passed to the transport; Some(e): dropped as e.
+        let (rpc, ip_drop, udp_drop) = (
+            None,
+            Some(WireError::BadIpChecksum),
+            Some(WireError::BadUdpChecksum),
+        );
+        let cases: [(&[u8], RxChecksum, Option<WireError>); 12] = [
+            // Unknown: software decides.
+            (&good, v(Unknown, Unknown), rpc),
+            (&bad_udp, v(Unknown, Unknown), udp_drop),
+            (&bad_ip, v(Unknown, Unknown), ip_drop),
+            // Good: the device vouched, the wrong bytes are not looked at again.
+            (&bad_udp, v(Unknown, Good), rpc),
+            (&bad_ip, v(Good, Unknown), rpc),
+            (&bad_ip, v(Unknown, Good), ip_drop),
+            (&bad_udp, v(Good, Unknown), udp_drop),
+            // Bad: dropped however right the bytes are.
+            (&good, v(Unknown, Bad), udp_drop),
+            (&good, v(Bad, Unknown), ip_drop),
+            (&good, v(Good, Bad), udp_drop),
+            (&good, v(Bad, Good), ip_drop),
+            (&good, v(Good, Good), rpc),
+        ];
+        for (i, (frame, csum, want)) in cases.into_iter().enumerate() {
+            let want = match want {
+                None => Rx::Rpc { peer, offset: 42 },
+                Some(e) => Rx::Dropped(NetDrop::Wire(e)),
+            };
+            assert_eq!(
+                n.receive_with(frame, csum, &mut r),
+                want,
+                "case {i}: {csum:?}"
+            );
+        }
+        assert_eq!(n.counters.wire[WireError::BadUdpChecksum.index()], 4);
+        assert_eq!(n.counters.wire[WireError::BadIpChecksum.index()], 4);
+        // A Good verdict skips no structural check.
+        let short = &good[..good.len() - 1];
+        assert_eq!(
+            n.receive_with(short, v(Good, Good), &mut r),
+            Rx::Dropped(NetDrop::Wire(WireError::BadTotalLength))
+        );
+    }
+
+    #[test]
     fn the_neighbor_table_is_bounded_and_keeps_static_entries() {
         let mut n = NetStack::new(my_mac(), ME, 7000, &[(YOU, your_mac())]);
         for i in 0..1000u32 {
@@ -554,6 +661,70 @@ mod tests {
             Some(your_mac()),
             "static entries are not overridden"
         );
+    }
+
+    #[test]
+    fn template_slots_spread_nearby_peers() {
+        let mut used = [0u32; TEMPLATE_CACHE];
+        for i in 0..64u32 {
+            let peer = Peer {
+                ip: Ipv4Addr::from(0x0a00_0000 + i / 4),
+                port: 7001 + (i % 4) as u16,
+            };
+            used[template_slot(peer)] += 1;
+        }
+        // 64 peers over 16 slots: none empty, none with more than a quarter of them.
+        assert!(used.iter().all(|&n| n > 0 && n <= 16), "{used:?}");
+    }
+
+    proptest::proptest! {
+        /// Frames to many peers in any order (more peers than cache slots, neighbours
+        /// whose MAC moves between sends) are byte for byte what the slow builder makes.
+        #[test]
+        fn cached_headers_for_many_peers_equal_the_builder(
+            sends in proptest::collection::vec(
+                (0usize..24, 0usize..300, proptest::bool::weighted(0.1)),
+                1..300,
+            )
+        ) {
+            let mut n = NetStack::new(my_mac(), ME, 7000, &[]);
+            let ip_of = |i: usize| Ipv4Addr::new(10, 0, 1, (i / 4) as u8 + 1);
+            let mut macs: Vec<MacAddr> = (0..6).map(|i| MacAddr::local(i + 100)).collect();
+            for (i, mac) in macs.iter().enumerate() {
+                n.learn(ip_of(i * 4), *mac);
+            }
+            let mut ip_id = 0u16;
+            for (k, (who, len, moved)) in sends.into_iter().enumerate() {
+                let host = who / 4;
+                if moved {
+                    macs[host] = MacAddr::local(1000 + k as u64);
+                    n.learn(ip_of(who), macs[host]);
+                }
+                let peer = Peer { ip: ip_of(who), port: 9000 + (who % 4) as u16 };
+                let payload: Vec<u8> = (0..len).map(|b| (b * 7 + k) as u8).collect();
+                let mut got = vec![0u8; PAYLOAD_OFFSET + 300];
+                got[PAYLOAD_OFFSET..PAYLOAD_OFFSET + len].copy_from_slice(&payload);
+                let mut want = got.clone();
+                let flen = n.emit(0, peer, &mut got, len).unwrap();
+                ip_id = ip_id.wrapping_add(1);
+                let h = UdpIpv4Header {
+                    src_mac: my_mac(),
+                    dst_mac: macs[host],
+                    src_ip: ME,
+                    dst_ip: peer.ip,
+                    src_port: 7000,
+                    dst_port: peer.port,
+                    ttl: 64,
+                    ip_id,
+                };
+                let wlen = build_udp_ipv4(&mut want, &h, len).unwrap();
+                proptest::prop_assert_eq!(flen, wlen);
+                proptest::prop_assert_eq!(&got[..flen], &want[..wlen], "send {}", k);
+                // And the peer's headers are now cached for the next frame.
+                let cached = n.templates[template_slot(peer)].as_ref().map(|(p, _)| *p);
+                proptest::prop_assert_eq!(cached, Some(peer));
+            }
+        }
     }
 
     #[test]

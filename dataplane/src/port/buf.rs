@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
 
-use super::{BufTooSmall, PacketBuf};
+use super::{BufTooSmall, PacketBuf, RxChecksum};
 
 /// Default buffer size: a 1500-byte MTU frame plus headroom, rounded as DPDK's 2 KiB.
 pub const DEFAULT_BUF_SIZE: usize = 2048;
@@ -49,6 +49,7 @@ impl BufPool {
         self.free.pop().map(|mem| PoolBuf {
             mem: Some(mem),
             len: 0,
+            rx_csum: RxChecksum::UNKNOWN,
             pool: Arc::clone(&self.free),
         })
     }
@@ -84,6 +85,8 @@ pub struct PoolBuf {
     // `Some` until drop hands the memory back.
     mem: Option<Box<[u8]>>,
     len: usize,
+    /// The receiving backend's checksum verdict; reset by `set_len` (new contents).
+    rx_csum: RxChecksum,
     pool: Arc<ArrayQueue<Box<[u8]>>>,
 }
 
@@ -96,6 +99,12 @@ impl std::fmt::Debug for PoolBuf {
 impl PoolBuf {
     fn mem(&self) -> &[u8] {
         self.mem.as_deref().unwrap_or(&[])
+    }
+
+    /// Records what the receiving device said about the frame's checksums (after the
+    /// frame is in place: [`PacketBuf::set_len`] forgets it).
+    pub fn set_rx_checksum(&mut self, c: RxChecksum) {
+        self.rx_csum = c;
     }
 }
 
@@ -122,7 +131,11 @@ impl PacketBuf for PoolBuf {
             });
         }
         self.len = len;
+        self.rx_csum = RxChecksum::UNKNOWN;
         Ok(())
+    }
+    fn rx_checksum(&self) -> RxChecksum {
+        self.rx_csum
     }
 }
 
@@ -166,6 +179,26 @@ mod tests {
             })
         );
         assert_eq!(b.len(), 3);
+    }
+
+    #[test]
+    fn the_checksum_verdict_lasts_until_the_contents_change() {
+        use crate::port::ChecksumStatus;
+        let pool = BufPool::new(1, 64);
+        let mut b = pool.alloc().unwrap();
+        assert_eq!(b.rx_checksum(), RxChecksum::UNKNOWN);
+        b.fill_from(&[1, 2, 3]).unwrap();
+        let good = RxChecksum {
+            ipv4: ChecksumStatus::Unknown,
+            l4: ChecksumStatus::Good,
+        };
+        b.set_rx_checksum(good);
+        assert_eq!(b.rx_checksum(), good);
+        b.set_len(2).unwrap();
+        assert_eq!(b.rx_checksum(), RxChecksum::UNKNOWN);
+        b.set_rx_checksum(good);
+        drop(b);
+        assert_eq!(pool.alloc().unwrap().rx_checksum(), RxChecksum::UNKNOWN);
     }
 
     #[test]

@@ -33,6 +33,36 @@ pub struct BufTooSmall {
     pub capacity: usize,
 }
 
+/// What the device (or kernel) says about one checksum of a received frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum ChecksumStatus {
+    /// Not checked by the device: verify in software.
+    #[default]
+    Unknown,
+    /// The device vouches for the bytes: verified, or (DPDK's `*_CKSUM_NONE`, the
+    /// kernel's `TP_STATUS_CSUMNOTREADY`) the field is not filled in but the data never
+    /// left trusted memory. Software verification is skipped.
+    Good,
+    /// The device found the checksum wrong: drop the frame.
+    Bad,
+}
+
+/// The device's verdict on a received frame's IPv4 header checksum and its L4 (UDP)
+/// checksum, read from `ol_flags` (DPDK) or `tp_status` (AF_PACKET).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct RxChecksum {
+    pub ipv4: ChecksumStatus,
+    pub l4: ChecksumStatus,
+}
+
+impl RxChecksum {
+    /// Nothing known: both checksums are verified in software.
+    pub const UNKNOWN: RxChecksum = RxChecksum {
+        ipv4: ChecksumStatus::Unknown,
+        l4: ChecksumStatus::Unknown,
+    };
+}
+
 /// One packet's bytes, owned. Dropping it returns the memory to where it came from
 /// (mempool, buffer pool).
 pub trait PacketBuf: Send {
@@ -50,6 +80,11 @@ pub trait PacketBuf: Send {
     }
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// What the device said about the checksums of this frame as received
+    /// ([`RxChecksum::UNKNOWN`] for backends that do not know, and for built frames).
+    fn rx_checksum(&self) -> RxChecksum {
+        RxChecksum::UNKNOWN
     }
     /// Replaces the contents with `bytes`.
     fn fill_from(&mut self, bytes: &[u8]) -> Result<(), BufTooSmall> {

@@ -26,7 +26,7 @@ use memmap2::MmapOptions;
 pub use ring::{RxRing, TX2_DATA_OFFSET, TX_DATA_OFFSET};
 pub use sys::{PortError, MAX_IFNAME_LEN};
 
-use super::{BufPool, PacketBuf, PoolBuf, Port, PortStats};
+use super::{BufPool, ChecksumStatus, PacketBuf, PoolBuf, Port, PortStats, RxChecksum};
 use crate::wire::MacAddr;
 use ring::{Geometry, Rings};
 
@@ -398,6 +398,30 @@ enum RxCursor {
     Frame { slot: usize },
 }
 
+/// What a received frame's `tp_status` says about its checksums.
+///
+/// - `TP_STATUS_CSUMNOTREADY` (the skb is `CHECKSUM_PARTIAL`): a frame generated on this
+///   host — e.g. by a kernel UDP socket on the peer end of a veth — whose L4 checksum
+///   field holds only the pseudo-header sum, left for a device that will never finish
+///   it. Its bytes never crossed a wire, so the L4 checksum counts as good; verifying it
+///   in software would wrongly drop the frame.
+/// - `TP_STATUS_CSUM_VALID` (`CHECKSUM_UNNECESSARY`): the driver verified the L4
+///   checksum.
+///
+/// The kernel reports nothing about the IPv4 header checksum (it always verifies it in
+/// software itself), so that stays [`ChecksumStatus::Unknown`] and is checked by us.
+pub fn rx_checksum_of_status(status: u32) -> RxChecksum {
+    let l4 = if status & (libc::TP_STATUS_CSUMNOTREADY | libc::TP_STATUS_CSUM_VALID) != 0 {
+        ChecksumStatus::Good
+    } else {
+        ChecksumStatus::Unknown
+    };
+    RxChecksum {
+        ipv4: ChecksumStatus::Unknown,
+        l4,
+    }
+}
+
 /// What became of one received frame.
 enum Taken {
     /// Copied into a buffer and pushed.
@@ -430,6 +454,7 @@ fn take_frame(
         stats.rx_errors += 1;
         return Taken::Dropped;
     }
+    buf.set_rx_checksum(rx_checksum_of_status(pkt.status));
     stats.rx_packets += 1;
     stats.rx_bytes += pkt.data.len() as u64;
     out.push(buf);
@@ -761,6 +786,78 @@ mod tests {
         })
         .join()
         .unwrap()
+    }
+
+    #[test]
+    fn tp_status_maps_to_checksum_verdicts() {
+        use ChecksumStatus::{Good, Unknown};
+        let cases = [
+            (libc::TP_STATUS_USER, Unknown),
+            (libc::TP_STATUS_USER | libc::TP_STATUS_CSUMNOTREADY, Good),
+            (libc::TP_STATUS_USER | libc::TP_STATUS_CSUM_VALID, Good),
+            (libc::TP_STATUS_USER | libc::TP_STATUS_LOSING, Unknown),
+        ];
+        for (status, l4) in cases {
+            let c = rx_checksum_of_status(status);
+            assert_eq!(c, RxChecksum { ipv4: Unknown, l4 }, "status {status:#x}");
+        }
+    }
+
+    /// A kernel UDP datagram on lo arrives `CHECKSUM_PARTIAL` (`TP_STATUS_CSUMNOTREADY`:
+    /// its checksum field holds only the pseudo-header sum) and is reported as an L4
+    /// checksum the kernel vouches for; a frame sent raw through a packet socket has no
+    /// such status, and its checksums are left to software.
+    #[test]
+    fn kernel_udp_frames_carry_the_checksum_verdict() {
+        if !is_root() {
+            eprintln!("skipped: needs root (network namespace, CAP_NET_RAW)");
+            return;
+        }
+        let cfg = AfPacketConfig {
+            block_count: 4,
+            pool_bufs: 64,
+            rx_ring: RxRing::V2,
+            ..AfPacketConfig::default()
+        };
+        let marker = next_local_seed().to_be_bytes();
+        let (mut tx, mut rx) = std::thread::spawn(move || {
+            // SAFETY: as in lo_pair: only this thread moves to a new network namespace.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+            let ctl = sys::socket(libc::AF_INET, libc::SOCK_DGRAM, 0, "lo").unwrap();
+            sys::set_up(&ctl, "lo").unwrap();
+            let tx = AfPacket::open("lo", &cfg).unwrap().remove(0);
+            let rx = AfPacket::open("lo", &cfg).unwrap().remove(0);
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            udp.send_to(&marker, "127.0.0.1:9").unwrap();
+            (tx, rx)
+        })
+        .join()
+        .unwrap();
+        let mut raw = tx.alloc().unwrap();
+        raw.fill_from(&marked_frame(marker)).unwrap();
+        assert_eq!(tx.tx_burst(&mut vec![raw]), 1);
+
+        let (mut kernel, mut ours) = (None, None);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut out = Vec::with_capacity(32);
+        while (kernel.is_none() || ours.is_none()) && std::time::Instant::now() < deadline {
+            rx.rx_burst(&mut out, 32);
+            for b in out.drain(..) {
+                let d = b.data();
+                // IPv4/UDP to port 9 with the marker as its payload (42 = 14 + 20 + 8).
+                if d.get(12..14) == Some(&[0x08, 0x00]) && d.get(42..50) == Some(&marker[..]) {
+                    kernel = Some(b.rx_checksum());
+                } else if d.get(14..22) == Some(&marker[..]) {
+                    ours = Some(b.rx_checksum());
+                }
+            }
+        }
+        let good_l4 = RxChecksum {
+            ipv4: ChecksumStatus::Unknown,
+            l4: ChecksumStatus::Good,
+        };
+        assert_eq!(kernel, Some(good_l4), "the kernel's UDP datagram");
+        assert_eq!(ours, Some(RxChecksum::UNKNOWN), "our raw frame");
     }
 
     /// A 60-byte frame of the local experimental ethertype carrying `marker` at 14..22.
