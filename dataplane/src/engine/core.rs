@@ -2,21 +2,27 @@
 //! application, run to completion in a busy loop (as eRPC does).
 //!
 //! A pass: receive a burst → classify each frame (ARP answered, junk counted) → feed RPC
-//! packets to the transport → hand its events to the application (requests are answered
-//! on the spot, run-to-completion) → fire due timers → let the application issue calls →
-//! drain the transport's packets into frames and transmit one burst. Nothing allocates
-//! per packet; the only copy is of an RPC's payload into the core's scratch buffer, which
-//! the ANF chain may rewrite in place. Received buffers, once handled, are kept (up to a
-//! burst of them) and reused for the next frames sent, as a forwarder would, instead of
-//! being freed to the pool and allocated again.
+//! packets to the transport's in-place receive: a one-packet request is handed to the
+//! application in the received buffer (the ANF chain may rewrite it there) and answered
+//! on the spot, run-to-completion, its answer copied once from the application's
+//! response buffer into a transmit buffer where the headers are written in front of it;
+//! a one-packet answer goes to the application in the received buffer → hand the
+//! transport's queued events (fragmented messages, held ordered requests, session
+//! events) to the application through the core's scratch buffer → fire due timers → let
+//! the application issue calls → drain the transport's queued packets into frames and
+//! transmit one burst. Nothing allocates per packet. Received buffers, once handled, are
+//! kept (up to a burst of them) and reused for the next frames sent, as a forwarder
+//! would, instead of being freed to the pool and allocated again.
 
 use std::sync::{Arc, Mutex};
 
 use crate::config::IdlePolicy;
 use crate::port::{PacketBuf, Port, PortStats, MAX_BURST};
 use crate::transport::{
-    CloseReason, Endpoint, Event, Instant, RequestRef, RpcError, RpcId, SessionId, TransportStats,
+    CloseReason, Endpoint, Event, Instant, Received, RequestRef, RpcError, RpcId, SessionId,
+    TransportStats,
 };
+use crate::wire::rpc::HEADER_LEN;
 
 use super::clock::Clock;
 use super::net::{NetCounters, NetStack, Peer, Rx, RPC_OFFSET};
@@ -201,7 +207,7 @@ impl<P: Port, A: App> Core<P, A> {
         let now = self.clock.now();
         let t = Instant::from_nanos(now);
         self.passes += 1;
-        let received = self.receive(t);
+        let received = self.receive(now);
         self.drain_events(now);
         if self.endpoint.poll_timeout().is_some_and(|d| d <= t) {
             self.endpoint.handle_timeout(t);
@@ -218,23 +224,36 @@ impl<P: Port, A: App> Core<P, A> {
         go_on
     }
 
-    fn receive(&mut self, t: Instant) -> usize {
-        let n = self.port.rx_burst(&mut self.rx, MAX_BURST);
+    fn receive(&mut self, now: u64) -> usize {
+        let t = Instant::from_nanos(now);
+        let mut rx = std::mem::take(&mut self.rx);
+        let n = self.port.rx_burst(&mut rx, MAX_BURST);
         // ARP replies are written here; only the bytes `receive` reports are sent.
         let mut reply = [0u8; 64];
-        for buf in self.rx.drain(..) {
-            let data = buf.data();
-            match self.net.receive_with(data, buf.rx_checksum(), &mut reply) {
+        for mut buf in rx.drain(..) {
+            let csum = buf.rx_checksum();
+            match self.net.receive_with(buf.data(), csum, &mut reply) {
                 Rx::Rpc { peer, offset } => {
-                    // Drops are counted by reason in the transport's stats.
-                    let _ = self
-                        .endpoint
-                        .handle_packet(t, peer, data.get(offset..).unwrap_or(&[]));
+                    let bytes = buf.data_mut().get_mut(offset..).unwrap_or_default();
+                    // In place: a one-packet request is served, and a one-packet answer
+                    // delivered, straight from the received buffer. Drops are counted
+                    // by reason in the transport's stats.
+                    match self.endpoint.receive(t, peer, bytes) {
+                        Ok(Received::Request { req, peer, payload }) => {
+                            self.serve(now, req, peer, payload)
+                        }
+                        Ok(Received::Response {
+                            session,
+                            rpc,
+                            result,
+                        }) => self.app.on_response(now, session, rpc, result),
+                        Ok(Received::Queued) | Err(_) => {}
+                    }
                 }
                 Rx::Reply { len } => {
                     if let Some(mut out) = self.port.alloc() {
-                        if out.fill_from(&reply[..len]).is_ok() && self.tx.len() < MAX_BURST {
-                            self.tx.push(out);
+                        if out.fill_from(&reply[..len]).is_ok() {
+                            self.queue_frame(out);
                         }
                     }
                 }
@@ -244,7 +263,79 @@ impl<P: Port, A: App> Core<P, A> {
                 self.spare.push(buf);
             }
         }
+        self.rx = rx;
         n
+    }
+
+    /// Runs the application on a request handed out in place, and sends a one-packet
+    /// answer at once: copied from the application's response buffer into a transmit
+    /// buffer, behind room for the headers, where the transport writes the RPC header
+    /// and the net layer the rest. Anything else is answered through the queue.
+    fn serve(&mut self, now: u64, req: RequestRef, peer: Peer, payload: &mut [u8]) {
+        let t = Instant::from_nanos(now);
+        let len = match self.app.on_request(now, req, peer, payload, &mut self.resp) {
+            Answer::Respond(len) => len.min(self.resp.len()),
+            Answer::Error(code) => {
+                let _ = self.endpoint.respond_error(t, req, code);
+                return;
+            }
+            Answer::Silent | Answer::Deferred => return,
+        };
+        let body = &self.resp[..len];
+        if len > self.endpoint.config().mtu_payload {
+            let _ = self.endpoint.respond(t, req, body);
+            return;
+        }
+        let Some(mut buf) = self.spare.pop().or_else(|| self.port.alloc()) else {
+            let _ = self.endpoint.respond(t, req, body);
+            return;
+        };
+        let cap = buf.capacity();
+        let out = match buf.set_len(cap) {
+            Ok(()) => buf.data_mut().get_mut(RPC_OFFSET..),
+            Err(_) => None,
+        };
+        let Some(dst) = out.and_then(|o| o.get_mut(HEADER_LEN..HEADER_LEN + len)) else {
+            self.spare.push(buf);
+            let _ = self.endpoint.respond(t, req, body);
+            return;
+        };
+        dst.copy_from_slice(body);
+        let rpc = &mut buf.data_mut()[RPC_OFFSET..];
+        match self.endpoint.respond_in_place(t, req, rpc, len) {
+            Ok(Some((peer, plen))) => self.emit_frame(now, buf, peer, plen),
+            // Queued (or refused: the client times out), the buffer is still spare.
+            Ok(None) | Err(_) => self.spare.push(buf),
+        }
+    }
+
+    /// Completes a frame whose RPC packet (`len` bytes at `RPC_OFFSET`) is written and
+    /// queues it for the next burst (an ARP request instead while the peer's address
+    /// is being resolved).
+    fn emit_frame(&mut self, now: u64, mut buf: P::Buf, peer: Peer, len: usize) {
+        let flen = match self.net.emit(now, peer, buf.data_mut(), len) {
+            Ok(flen) => flen,
+            Err(Some(arp_len)) => arp_len,
+            Err(None) => {
+                self.spare.push(buf);
+                return;
+            }
+        };
+        if buf.set_len(flen).is_ok() {
+            self.queue_frame(buf);
+        }
+    }
+
+    /// Queues a frame for transmission, sending a full burst first.
+    fn queue_frame(&mut self, buf: P::Buf) {
+        if self.tx.len() >= MAX_BURST {
+            self.flush();
+        }
+        if self.tx.len() < MAX_BURST {
+            self.tx.push(buf);
+        } else {
+            self.tx_dropped += 1;
+        }
     }
 
     /// A buffer to send from: a spare received one, else a fresh one from the port.
@@ -313,25 +404,20 @@ impl<P: Port, A: App> Core<P, A> {
             if buf.set_len(cap).is_err() {
                 break;
             }
-            let frame = buf.data_mut();
-            let Some(rpc) = frame.get_mut(RPC_OFFSET..) else {
+            let Some(rpc) = buf.data_mut().get_mut(RPC_OFFSET..) else {
                 break;
             };
             let Some((peer, len)) = self.endpoint.poll_transmit(t, rpc) else {
+                self.spare.push(buf);
                 break;
             };
-            let flen = match self.net.emit(now, peer, frame, len) {
-                Ok(flen) => flen,
-                Err(Some(arp_len)) => arp_len,
-                Err(None) => {
-                    self.spare.push(buf);
-                    continue;
-                }
-            };
-            if buf.set_len(flen).is_ok() {
-                self.tx.push(buf);
-            }
+            self.emit_frame(now, buf, peer, len);
         }
+        self.flush()
+    }
+
+    /// Sends the queued frames as one burst; returns how many the port took.
+    fn flush(&mut self) -> usize {
         if self.tx.is_empty() {
             return 0;
         }
