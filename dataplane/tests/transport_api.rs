@@ -365,3 +365,168 @@ fn a_lost_ordered_rpc_does_not_block_the_session_forever() {
     assert_eq!(responses(&mut p), vec![Ok(b"c".to_vec())]);
     assert_eq!(p.server.stats().ordered_resyncs, 1);
 }
+
+/// Writes `payload` after the header room of a packet-sized buffer.
+fn framed(payload: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; HEADER_LEN + TransportConfig::default().mtu_payload];
+    b[HEADER_LEN..HEADER_LEN + payload.len()].copy_from_slice(payload);
+    b
+}
+
+#[test]
+fn in_place_round_trips_match_the_queued_api_for_every_class() {
+    use dataplane::transport::sim::LOOPBACK_SERVER;
+    use dataplane::transport::Received;
+    let mut classes = ClassTable::new();
+    classes
+        .set(1, 1, TransportClass::Unreliable)
+        .set(1, 2, TransportClass::Reliable)
+        .set(1, 3, TransportClass::ReliableOrdered);
+    let mut p = LoopbackPair::connected(&TransportConfig::default(), classes, 5).unwrap();
+    let s = p.session;
+    for (method, class) in [
+        (1, TransportClass::Unreliable),
+        (2, TransportClass::Reliable),
+        (3, TransportClass::ReliableOrdered),
+    ] {
+        let mut out = framed(b"hello");
+        let (rpc, first) = p
+            .client
+            .call_in_place(p.now, s, 1, method, class, &mut out, 5)
+            .unwrap();
+        let (to, len) = first.expect("one packet goes at once");
+        assert_eq!(to, LOOPBACK_SERVER);
+        // The packet is exactly what the queued API would send: a valid header, the
+        // payload untouched behind it.
+        assert_eq!(&out[HEADER_LEN..len], b"hello");
+        let Ok(Received::Request { req, peer, payload }) =
+            p.server.receive(p.now, LOOPBACK_CLIENT, &mut out[..len])
+        else {
+            panic!("{class:?}: request not handed out in place");
+        };
+        assert_eq!(
+            (peer, req.method, req.class),
+            (LOOPBACK_CLIENT, method, class)
+        );
+        // The handler may rewrite the request in place.
+        payload.make_ascii_uppercase();
+        let mut resp = framed(payload);
+        let (_, rlen) = p
+            .server
+            .respond_in_place(p.now, req, &mut resp, 5)
+            .unwrap()
+            .expect("one packet goes at once");
+        // A second answer to the same request is refused (reliable) or harmless
+        // (unreliable: no state), as with `respond`.
+        if class.is_reliable() {
+            assert_eq!(
+                p.server.respond_in_place(p.now, req, &mut framed(b"x"), 1),
+                Err(RespondError::UnknownRequest)
+            );
+        }
+        let Ok(Received::Response {
+            session,
+            rpc: got,
+            result,
+        }) = p.client.receive(p.now, LOOPBACK_SERVER, &mut resp[..rlen])
+        else {
+            panic!("{class:?}: answer not handed out in place");
+        };
+        assert_eq!((session, got), (s, rpc));
+        assert_eq!(result.unwrap(), b"HELLO");
+        // Nothing else is pending on either side.
+        assert!(p.client.poll_event().is_none() && p.server.poll_event().is_none());
+        assert_eq!(p.pump(), 0, "{class:?}: a stray packet");
+    }
+    let (c, sv) = (p.client.stats(), p.server.stats());
+    assert_eq!(
+        (c.sent_in_place, c.answers_in_place, c.rpcs_completed),
+        (3, 3, 3)
+    );
+    assert_eq!((sv.sent_in_place, sv.requests_in_place), (3, 3));
+}
+
+#[test]
+fn in_place_calls_refuse_what_the_buffer_cannot_hold_and_bad_sessions() {
+    let mut p = pair(4);
+    let s = p.session;
+    let mut out = framed(b"abc");
+    let cap = out.len() - HEADER_LEN;
+    assert_eq!(
+        p.client.call_in_place(
+            p.now,
+            s,
+            1,
+            2,
+            TransportClass::Unreliable,
+            &mut out,
+            cap + 1
+        ),
+        Err(CallError::BufferTooSmall { len: cap + 1, cap })
+    );
+    let mut tiny = [0u8; HEADER_LEN - 1];
+    assert_eq!(
+        p.client
+            .call_in_place(p.now, s, 1, 2, TransportClass::Unreliable, &mut tiny, 0),
+        Err(CallError::BufferTooSmall { len: 0, cap: 0 })
+    );
+    let forged = SessionId(s.0 ^ (1 << 40));
+    assert_eq!(
+        p.client
+            .call_in_place(p.now, forged, 1, 2, TransportClass::Unreliable, &mut out, 3),
+        Err(CallError::UnknownSession)
+    );
+    // A refused call takes no slot: the window is still whole.
+    assert_eq!(p.client.credits(s), 4);
+    assert_eq!(p.client.stats().calls, 0);
+}
+
+#[test]
+fn in_place_receive_drops_bad_packets_with_their_reason_and_keeps_event_order() {
+    use dataplane::transport::Received;
+    let mut p = pair(8);
+    let s = p.session;
+    // Garbage and a truncated header: dropped, counted, reported.
+    let mut junk = [0xa5u8; 40];
+    assert_eq!(
+        p.server
+            .receive(p.now, LOOPBACK_CLIENT, &mut junk)
+            .unwrap_err(),
+        RxDrop::Malformed(HeaderError::BadMagic(0xa5a5))
+    );
+    assert!(matches!(
+        p.server.receive(p.now, LOOPBACK_CLIENT, &mut [0u8; 5]),
+        Err(RxDrop::Malformed(HeaderError::Truncated { len: 5 }))
+    ));
+    assert_eq!(p.server.stats().rx_malformed.bad_magic, 1);
+    // While events are queued, a one-packet request queues behind them instead of
+    // overtaking: a multi-fragment request is queued first, then a small one arrives.
+    let big = vec![7u8; 3000];
+    p.client.call(p.now, s, 1, 1, REL, &big).unwrap();
+    let mut frames = Vec::new();
+    let mut buf = vec![0u8; TransportConfig::default().max_packet_len()];
+    while let Some((_, len)) = p.client.poll_transmit(p.now, &mut buf) {
+        frames.push(buf[..len].to_vec());
+    }
+    let mut small = framed(b"small");
+    let (_, first) = p
+        .client
+        .call_in_place(p.now, s, 1, 1, REL, &mut small, 5)
+        .unwrap();
+    let (_, len) = first.unwrap();
+    frames.push(small[..len].to_vec());
+    let mut inline = 0;
+    for f in &mut frames {
+        if let Ok(Received::Request { .. }) = p.server.receive(p.now, LOOPBACK_CLIENT, f) {
+            inline += 1;
+        }
+    }
+    assert_eq!(inline, 0, "the small request overtook the queued one");
+    let mut order = Vec::new();
+    while let Some(ev) = p.server.poll_event() {
+        if let Event::Request { payload, .. } = ev {
+            order.push(payload.len());
+        }
+    }
+    assert_eq!(order, [3000, 5]);
+}

@@ -62,16 +62,37 @@ fn rpc_header_fuzz_twin() {
 fn transport_rx_fuzz_twin() {
     let mut rng = Pcg64::seed_from_u64(0xf0_23);
     let (mut malformed, mut unknown, mut stale, mut bad_frag, mut delivered) = (0, 0, 0, 0, 0);
-    let (mut unknown_method, mut mismatch) = (0, 0);
+    let (mut unknown_method, mut mismatch, mut in_place) = (0, 0, 0);
     for _ in 0..400 {
         let mut input = Vec::new();
         for _ in 0..rng.gen_range(1..12) {
-            let pkt = if rng.gen_bool(0.8) {
+            let mut ctl = rng.gen::<u8>();
+            let pkt = if rng.gen_bool(0.15) {
+                // A well-formed one-packet request to the server's session, received in
+                // place (control bits: to the server, patch the session, in place).
+                ctl = (ctl & !1) | 2 | 8;
+                let mut r = RpcHeaderRepr::new(PacketType::Request);
+                let m = rng.gen_range(0..3u16);
+                r.service = 1;
+                r.method = m;
+                r.class = [
+                    WireClass::Unreliable,
+                    WireClass::Reliable,
+                    WireClass::ReliableOrdered,
+                ][usize::from(m)];
+                r.aux = rng.gen_range(0..4);
+                r.rpc_id = rng.gen_range(0..40);
+                let n = rng.gen_range(0..100);
+                r.msg_len = n as u32;
+                let mut v = vec![0u8; HEADER_LEN + n];
+                r.emit(&mut v).unwrap();
+                v
+            } else if rng.gen_bool(0.8) {
                 plausible(&mut rng)
             } else {
                 (0..rng.gen_range(0..64)).map(|_| rng.gen()).collect()
             };
-            input.push(rng.gen::<u8>());
+            input.push(ctl);
             input.extend_from_slice(&(pkt.len() as u16).to_le_bytes());
             input.extend_from_slice(&pkt);
         }
@@ -85,6 +106,7 @@ fn transport_rx_fuzz_twin() {
             mismatch += st.rx_class_mismatch;
         }
         delivered += s.requests_delivered;
+        in_place += s.requests_in_place;
     }
     // The inputs must reach past the header check and the session lookup.
     for (what, n) in [
@@ -95,6 +117,7 @@ fn transport_rx_fuzz_twin() {
         ("unknown method", unknown_method),
         ("class mismatch", mismatch),
         ("delivered", delivered),
+        ("in-place request", in_place),
     ] {
         assert!(n > 0, "no input reached the {what} path");
     }

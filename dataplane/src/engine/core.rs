@@ -489,7 +489,7 @@ impl<P: Port, A: App> Core<P, A> {
 mod tests {
     use super::*;
     use crate::port::sim::{SimLink, SimLinkConfig};
-    use crate::transport::{ClassTable, TransportConfig};
+    use crate::transport::{ClassTable, TransportClass, TransportConfig};
     use std::sync::atomic::AtomicBool;
 
     struct Idle;
@@ -515,6 +515,174 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(30));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         t.join().unwrap().1
+    }
+
+    const SERVICE: u16 = 9;
+    /// Methods of the test service, one per class, and one the handler refuses.
+    const METHODS: [(u16, TransportClass); 3] = [
+        (1, TransportClass::Unreliable),
+        (2, TransportClass::Reliable),
+        (3, TransportClass::ReliableOrdered),
+    ];
+    const REFUSED: u16 = 4;
+    const REFUSAL_CODE: u16 = 77;
+
+    /// Answers every request with its bytes reversed; refuses method `REFUSED`.
+    #[derive(Default)]
+    struct Reverse {
+        served: u64,
+    }
+    impl App for Reverse {
+        type Stats = ();
+        fn stats(&self) {}
+        fn on_request(
+            &mut self,
+            _now: u64,
+            req: RequestRef,
+            _peer: Peer,
+            payload: &mut [u8],
+            resp: &mut [u8],
+        ) -> Answer {
+            self.served += 1;
+            if req.method == REFUSED {
+                return Answer::Error(REFUSAL_CODE);
+            }
+            let n = payload.len();
+            for (o, i) in resp[..n].iter_mut().zip(payload.iter().rev()) {
+                *o = *i;
+            }
+            Answer::Respond(n)
+        }
+    }
+
+    /// Calls every method with payloads of the given sizes, one at a time per method,
+    /// and checks each answer.
+    struct Caller {
+        server: Peer,
+        session: Option<SessionId>,
+        connected: bool,
+        sizes: Vec<usize>,
+        next: usize,
+        outstanding: std::collections::HashMap<RpcId, (u16, Vec<u8>)>,
+        answered: u64,
+        refused: u64,
+        wrong: u64,
+    }
+    impl Caller {
+        fn payload(i: usize, size: usize) -> Vec<u8> {
+            (0..size).map(|k| (i * 31 + k * 7) as u8).collect()
+        }
+    }
+    impl App for Caller {
+        type Stats = ();
+        fn stats(&self) {}
+        fn on_session(&mut self, _now: u64, ev: SessionEvent) {
+            self.connected = matches!(ev, SessionEvent::Connected(_));
+        }
+        fn on_response(
+            &mut self,
+            _now: u64,
+            _session: SessionId,
+            rpc: RpcId,
+            result: Result<&mut [u8], RpcError>,
+        ) {
+            let Some((method, sent)) = self.outstanding.remove(&rpc) else {
+                self.wrong += 1;
+                return;
+            };
+            match result {
+                Ok(b) if method != REFUSED && b.iter().eq(sent.iter().rev()) => self.answered += 1,
+                Err(RpcError::Remote { code }) if method == REFUSED && code == REFUSAL_CODE => {
+                    self.refused += 1
+                }
+                _ => self.wrong += 1,
+            }
+        }
+        fn poll(&mut self, now: u64, ep: &mut Endpoint<Peer>) -> bool {
+            let t = Instant::from_nanos(now);
+            let Some(s) = self.session else {
+                self.session = ep.connect(t, self.server).ok();
+                return true;
+            };
+            if !self.connected || !self.outstanding.is_empty() {
+                return true;
+            }
+            let Some(&size) = self.sizes.get(self.next / 4) else {
+                return false;
+            };
+            // One call of each method per size, issued together.
+            for (k, (method, class)) in METHODS
+                .iter()
+                .copied()
+                .chain([(REFUSED, TransportClass::Reliable)])
+                .enumerate()
+            {
+                let p = Self::payload(self.next + k, size);
+                if let Ok(rpc) = ep.call(t, s, SERVICE, method, class, &p) {
+                    self.outstanding.insert(rpc, (method, p));
+                }
+            }
+            self.next += 4;
+            true
+        }
+    }
+
+    #[test]
+    fn one_packet_rpcs_are_served_and_answered_in_place_and_the_rest_through_the_queue() {
+        let (cport, sport) = SimLink::pair(SimLinkConfig::default(), 3).unwrap();
+        let cip = std::net::Ipv4Addr::new(10, 9, 0, 1);
+        let sip = std::net::Ipv4Addr::new(10, 9, 0, 2);
+        let cnet = NetStack::new(cport.mac(), cip, 7001, &[(sip, sport.mac())]);
+        let snet = NetStack::new(sport.mac(), sip, 7000, &[(cip, cport.mac())]);
+        let mut classes = ClassTable::new();
+        for (m, c) in METHODS {
+            classes.set(SERVICE, m, c);
+        }
+        classes.set(SERVICE, REFUSED, TransportClass::Reliable);
+        let cfg = TransportConfig::default();
+        let mtu = cfg.mtu_payload;
+        let sizes = vec![0, 1, 64, mtu, mtu + 1, 5000, 64, 300];
+        let big = sizes.iter().filter(|&&s| s > mtu).count() as u64;
+        let caller = Caller {
+            server: Peer {
+                ip: sip,
+                port: 7000,
+            },
+            session: None,
+            connected: false,
+            sizes: sizes.clone(),
+            next: 0,
+            outstanding: Default::default(),
+            answered: 0,
+            refused: 0,
+            wrong: 0,
+        };
+        let cep = Endpoint::new(cfg.clone(), ClassTable::new()).unwrap();
+        let sep = Endpoint::new(cfg, classes).unwrap();
+        let mut client = Core::new(0, cport, cep, cnet, caller, Clock::new());
+        let mut server = Core::new(1, sport, sep, snet, Reverse::default(), Clock::new());
+        let limit = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while client.poll_once() {
+            server.poll_once();
+            assert!(
+                std::time::Instant::now() < limit,
+                "the calls did not finish"
+            );
+        }
+        let n = sizes.len() as u64;
+        let app = client.app();
+        assert_eq!((app.answered, app.refused, app.wrong), (3 * n, n, 0));
+        assert_eq!(server.app().served, 4 * n);
+        let (c, s) = (client.endpoint().stats(), server.endpoint().stats());
+        // Requests of one packet reach the handler in the received buffer; the big ones
+        // (several fragments) through the queue.
+        assert_eq!(s.requests_in_place, 4 * (n - big), "{s:?}");
+        assert_eq!(s.requests_delivered, 4 * n);
+        // One-packet answers are written in place (errors go through the queue) and
+        // delivered in place, refusals included (those of big requests too).
+        assert_eq!(s.sent_in_place, 3 * (n - big), "{s:?}");
+        assert_eq!(c.answers_in_place, 4 * (n - big) + big, "{c:?}");
+        assert_eq!(c.rpcs_completed, 3 * n);
     }
 
     #[test]

@@ -4,13 +4,15 @@
 //! A connected client/server pair with some RPCs in flight is fed packets cut from the
 //! input; a control byte per packet chooses the receiver and can patch in the real
 //! session id and a valid magic/version, so the fuzzer gets past the cheap checks into
-//! the session, slot, fragment and ack logic. After every packet both endpoints run
+//! the session, slot, fragment and ack logic, and chooses the receive API: the queued
+//! `handle_packet` or the in-place `receive` (whose requests are answered in place and
+//! whose answers must lie inside the packet). After every packet both endpoints run
 //! their timers, exchange what they queued and answer requests. It asserts that nothing
 //! panics and the bounded resources stay bounded.
 
 use super::sim::{LoopbackPair, LOOPBACK_CLIENT, LOOPBACK_SERVER};
-use super::{ClassTable, Event, TransportClass, TransportConfig, TransportStats};
-use crate::wire::rpc::{MAGIC, VERSION};
+use super::{ClassTable, Event, Received, TransportClass, TransportConfig, TransportStats};
+use crate::wire::rpc::{HEADER_LEN, MAGIC, VERSION};
 
 fn config() -> TransportConfig {
     TransportConfig {
@@ -86,8 +88,37 @@ pub fn check_rx(data: &[u8]) -> (TransportStats, TransportStats) {
             pkt[0..2].copy_from_slice(&MAGIC.to_le_bytes());
             pkt[2] = VERSION;
         }
-        p.now = p.now + u64::from(ctl >> 3) * 50_000;
-        if to_server {
+        p.now = p.now + u64::from(ctl >> 4) * 50_000;
+        let plen = pkt.len();
+        if ctl & 8 != 0 {
+            let from = if to_server {
+                LOOPBACK_CLIENT
+            } else {
+                LOOPBACK_SERVER
+            };
+            let ep = if to_server {
+                &mut p.server
+            } else {
+                &mut p.client
+            };
+            match ep.receive(p.now, from, &mut pkt) {
+                Ok(Received::Request { req, payload, .. }) => {
+                    assert!(to_server && payload.len() == plen - HEADER_LEN);
+                    let n = payload.len();
+                    let mut out = vec![0x5a; cfg.max_packet_len().max(HEADER_LEN + n)];
+                    if let Ok(Some((_, len))) = p.server.respond_in_place(p.now, req, &mut out, n) {
+                        let _ = p.client.receive(p.now, LOOPBACK_SERVER, &mut out[..len]);
+                    }
+                }
+                Ok(Received::Response { result, .. }) => {
+                    assert!(!to_server);
+                    if let Ok(b) = result {
+                        assert_eq!(b.len(), plen - HEADER_LEN);
+                    }
+                }
+                Ok(Received::Queued) | Err(_) => {}
+            }
+        } else if to_server {
             let _ = p.server.handle_packet(p.now, LOOPBACK_CLIENT, &pkt);
         } else {
             let _ = p.client.handle_packet(p.now, LOOPBACK_SERVER, &pkt);
