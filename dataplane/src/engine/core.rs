@@ -247,6 +247,11 @@ impl<P: Port, A: App> Core<P, A> {
                             rpc,
                             result,
                         }) => self.app.on_response(now, session, rpc, result),
+                        // Handle what was queued now, so that the next packets of the
+                        // burst can be taken in place again.
+                        Ok(Received::Queued) if self.endpoint.has_events() => {
+                            self.drain_events(now)
+                        }
                         Ok(Received::Queued) | Err(_) => {}
                     }
                 }

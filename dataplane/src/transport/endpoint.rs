@@ -554,6 +554,12 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         !self.tx.is_empty()
     }
 
+    /// Events waiting for `poll_event` (while there are, `receive` queues too).
+    #[inline]
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// The next event. Its payload borrows the endpoint until the next call.
     pub fn poll_event(&mut self) -> Option<Event<'_, A>> {
         self.release_pending();

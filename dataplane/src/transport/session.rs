@@ -364,14 +364,24 @@ impl<A> Session<A> {
         self.sent_tail = slot;
     }
 
-    /// Client: takes `slot` out of the sent-order list (no-op if not in it).
+    /// Client: takes `slot` out of the sent-order list (no-op if not in it, the case of
+    /// every fast-path unreliable call: checked inline).
+    #[inline]
     pub(crate) fn sent_unlink(&mut self, slot: u8) {
+        if self
+            .client_slots
+            .get(usize::from(slot))
+            .is_some_and(|c| c.in_sent_list)
+        {
+            self.sent_unlink_slow(slot);
+        }
+    }
+
+    #[inline(never)]
+    fn sent_unlink_slow(&mut self, slot: u8) {
         let Some(c) = self.client_slots.get_mut(usize::from(slot)) else {
             return;
         };
-        if !c.in_sent_list {
-            return;
-        }
         c.in_sent_list = false;
         let (prev, next) = (c.sent_prev, c.sent_next);
         match self.client_slots.get_mut(usize::from(prev)) {
