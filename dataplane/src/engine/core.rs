@@ -264,8 +264,8 @@ impl<P: Port, A: App> Core<P, A> {
                 }
                 Rx::Consumed | Rx::Dropped(_) => {}
             }
-            if self.spare.len() < MAX_BURST && buf.capacity() >= self.spare_min_capacity {
-                self.spare.push(buf);
+            if buf.capacity() >= self.spare_min_capacity {
+                self.keep_spare(buf);
             }
         }
         self.rx = rx;
@@ -287,11 +287,14 @@ impl<P: Port, A: App> Core<P, A> {
             Answer::Silent | Answer::Deferred => return,
         };
         let body = &self.resp[..len];
-        if len > self.endpoint.config().mtu_payload {
-            let _ = self.endpoint.respond(t, req, body);
-            return;
-        }
-        let Some(mut buf) = self.spare.pop().or_else(|| self.port.alloc()) else {
+        // One packet leaves from a transmit buffer at once; a longer answer (or one with
+        // no buffer at hand) goes through the transport's queue.
+        let buf = if len <= self.endpoint.config().mtu_payload {
+            self.spare.pop().or_else(|| self.port.alloc())
+        } else {
+            None
+        };
+        let Some(mut buf) = buf else {
             let _ = self.endpoint.respond(t, req, body);
             return;
         };
@@ -301,8 +304,8 @@ impl<P: Port, A: App> Core<P, A> {
             Err(_) => None,
         };
         let Some(dst) = out.and_then(|o| o.get_mut(HEADER_LEN..HEADER_LEN + len)) else {
-            self.spare.push(buf);
             let _ = self.endpoint.respond(t, req, body);
+            self.keep_spare(buf);
             return;
         };
         dst.copy_from_slice(body);
@@ -310,7 +313,16 @@ impl<P: Port, A: App> Core<P, A> {
         match self.endpoint.respond_in_place(t, req, rpc, len) {
             Ok(Some((peer, plen))) => self.emit_frame(now, buf, peer, plen),
             // Queued (or refused: the client times out), the buffer is still spare.
-            Ok(None) | Err(_) => self.spare.push(buf),
+            Ok(None) | Err(_) => self.keep_spare(buf),
+        }
+    }
+
+    /// Keeps a buffer for the next frames sent (up to a burst of them; beyond that it
+    /// goes back to its pool).
+    #[inline]
+    fn keep_spare(&mut self, buf: P::Buf) {
+        if self.spare.len() < MAX_BURST {
+            self.spare.push(buf);
         }
     }
 
@@ -322,7 +334,7 @@ impl<P: Port, A: App> Core<P, A> {
             Ok(flen) => flen,
             Err(Some(arp_len)) => arp_len,
             Err(None) => {
-                self.spare.push(buf);
+                self.keep_spare(buf);
                 return;
             }
         };
@@ -413,7 +425,7 @@ impl<P: Port, A: App> Core<P, A> {
                 break;
             };
             let Some((peer, len)) = self.endpoint.poll_transmit(t, rpc) else {
-                self.spare.push(buf);
+                self.keep_spare(buf);
                 break;
             };
             self.emit_frame(now, buf, peer, len);

@@ -42,12 +42,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         }
         let (idx, rpc, slot) = self.claim_slot(session)?;
         if !direct && class == TransportClass::Unreliable && payload.len() <= self.cfg.mtu_payload {
-            let mut hdr = RpcHeaderRepr::new(PacketType::Request);
-            hdr.class = class.to_wire();
-            hdr.service = service;
-            hdr.method = method;
-            hdr.session = self.sessions[idx].remote;
-            hdr.rpc_id = rpc;
+            let remote = self.sessions[idx].remote;
+            let mut hdr = Self::request_header(remote, rpc, service, method, class);
             if let Some(pos) = self.ring_packet(&mut hdr, payload) {
                 let raw = Some((pos, (HEADER_LEN + payload.len()) as u32));
                 self.fast_call(now, idx as u32, slot as u8, rpc, service, method, raw);
@@ -126,6 +122,25 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         }
         self.stats.calls += 1;
         Ok(RpcId(rpc))
+    }
+
+    /// The header of a one-packet request `rpc`, addressed to the server's session id
+    /// `remote` (the caller sets `msg_len`, or the ring does).
+    #[inline]
+    pub(crate) fn request_header(
+        remote: u64,
+        rpc: u32,
+        service: u16,
+        method: u16,
+        class: TransportClass,
+    ) -> RpcHeaderRepr {
+        let mut hdr = RpcHeaderRepr::new(PacketType::Request);
+        hdr.class = class.to_wire();
+        hdr.service = service;
+        hdr.method = method;
+        hdr.session = remote;
+        hdr.rpc_id = rpc;
+        hdr
     }
 
     /// Checks that `session` can take a call and picks its slot: `(index, rpc id, slot)`.

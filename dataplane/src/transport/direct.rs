@@ -13,11 +13,11 @@
 use std::hash::Hash;
 
 use super::endpoint::{Took, TxItem};
-use super::session::{Role, SessState, SessionId};
+use super::session::SessionId;
 use super::{
     CallError, Endpoint, Instant, RequestRef, RespondError, RpcError, RpcId, RxDrop, TransportClass,
 };
-use crate::wire::rpc::{PacketType, RpcHeader, RpcHeaderRepr, HEADER_LEN};
+use crate::wire::rpc::{PacketType, RpcHeader, HEADER_LEN};
 
 /// What [`Endpoint::receive`] made of a packet.
 #[derive(Debug)]
@@ -136,12 +136,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             let Some(peer) = s.peer else {
                 return Err(CallError::NotConnected);
             };
-            let mut hdr = RpcHeaderRepr::new(PacketType::Request);
-            hdr.class = class.to_wire();
-            hdr.service = service;
-            hdr.method = method;
-            hdr.session = s.remote;
-            hdr.rpc_id = rpc;
+            let mut hdr = Self::request_header(s.remote, rpc, service, method, class);
             hdr.msg_len = len as u32;
             super::hdr::write(&hdr, out).ok_or(CallError::BufferTooSmall { len, cap })?;
             self.fast_call(now, idx as u32, slot as u8, rpc, service, method, None);
@@ -186,21 +181,8 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         if req.class == TransportClass::Unreliable && len <= self.cfg.mtu_payload {
             // The server keeps nothing about an unreliable RPC: check the session and
             // write the header.
-            let (peer, remote) = match self.sessions.get(req.session.index()) {
-                Some(s)
-                    if s.id == req.session
-                        && s.state == SessState::Open
-                        && s.role == Role::Server =>
-                {
-                    (s.peer.ok_or(RespondError::UnknownSession)?, s.remote)
-                }
-                _ => return Err(RespondError::UnknownSession),
-            };
-            let mut hdr = RpcHeaderRepr::new(PacketType::Response);
-            hdr.session = remote;
-            hdr.rpc_id = req.rpc.0;
-            hdr.service = req.service;
-            hdr.method = req.method;
+            let (peer, remote) = self.answer_route(&req)?;
+            let mut hdr = Self::answer_header(&req, remote, PacketType::Response, 0);
             hdr.msg_len = len as u32;
             super::hdr::write(&hdr, out).ok_or(RespondError::BufferTooSmall { len, cap })?;
             self.stats.fast_responses += 1;

@@ -64,24 +64,10 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                 max: self.cfg.max_message_size,
             });
         }
+        let (peer, remote) = self.answer_route(&req)?;
+        let mut hdr = Self::answer_header(&req, remote, ty, code);
         let idx = req.session.index();
-        let s = match self.sessions.get_mut(idx) {
-            Some(s)
-                if s.id == req.session && s.state == SessState::Open && s.role == Role::Server =>
-            {
-                s
-            }
-            _ => return Err(RespondError::UnknownSession),
-        };
-        let Some(peer) = s.peer else {
-            return Err(RespondError::UnknownSession);
-        };
-        let mut hdr = RpcHeaderRepr::new(ty);
-        hdr.session = s.remote;
-        hdr.rpc_id = req.rpc.0;
-        hdr.service = req.service;
-        hdr.method = req.method;
-        hdr.aux = code;
+        let s = &mut self.sessions[idx];
         if req.class == TransportClass::Unreliable {
             if !direct && payload.len() <= self.cfg.mtu_payload {
                 // Fast path: the response is written once, header in place, and the
@@ -132,6 +118,40 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             });
         }
         Ok(None)
+    }
+
+    /// The peer and the client's session id of the open server session `req` belongs
+    /// to: where an answer goes.
+    #[inline]
+    pub(crate) fn answer_route(&self, req: &RequestRef) -> Result<(A, u64), RespondError> {
+        match self.sessions.get(req.session.index()) {
+            Some(s)
+                if s.id == req.session && s.state == SessState::Open && s.role == Role::Server =>
+            {
+                s.peer
+                    .map(|p| (p, s.remote))
+                    .ok_or(RespondError::UnknownSession)
+            }
+            _ => Err(RespondError::UnknownSession),
+        }
+    }
+
+    /// The header of an answer of type `ty` (`code` in `aux`) to `req`, addressed to the
+    /// client's session id `remote`.
+    #[inline]
+    pub(crate) fn answer_header(
+        req: &RequestRef,
+        remote: u64,
+        ty: PacketType,
+        code: u16,
+    ) -> RpcHeaderRepr {
+        let mut hdr = RpcHeaderRepr::new(ty);
+        hdr.session = remote;
+        hdr.rpc_id = req.rpc.0;
+        hdr.service = req.service;
+        hdr.method = req.method;
+        hdr.aux = code;
+        hdr
     }
 
     pub(crate) fn server_on_connect(
