@@ -3,8 +3,8 @@
 //! `VecDeque::push_back` is not always inlined, and then the item is built on the
 //! caller's stack field by field and re-read whole by the out-of-line push: a
 //! store-forwarding stall on every packet. Here the push is always inlined, so an item
-//! is written straight into its slot. This module must stay a plain FIFO (no unsafe, no
-//! allocation except when it grows).
+//! is written straight into its slot. This module must stay a plain FIFO in safe code,
+//! allocating only when it grows.
 
 /// A first-in first-out queue of `Copy` items in a power-of-two ring.
 #[derive(Debug, Clone)]

@@ -7,7 +7,6 @@
 mod harness;
 
 use anyhow::{Context, Result};
-use dataplane::dpdk::Eal;
 use harness::{kv_scenario, require_root, Backend, NetnsPair};
 
 #[test]
@@ -15,20 +14,7 @@ fn kv_over_dpdk_and_mixed_backends() -> Result<()> {
     if !require_root("kv_over_dpdk_and_mixed_backends") {
         return Ok(());
     }
-    let args: Vec<String> = [
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-pci",
-        "--no-telemetry",
-        "--no-shconf",
-        "--log-level=lib.eal:error",
-        &format!("--file-prefix=flatrpc-kvdpdk-{}", std::process::id()),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    Eal::init(&args)?;
+    harness::init_eal("flatrpc-kvdpdk")?;
 
     // (b) DPDK net_af_packet on both ends.
     let net = NetnsPair::new("kvdd")?;

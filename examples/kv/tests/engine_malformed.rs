@@ -15,7 +15,7 @@ use dataplane::port::{PacketBuf, Port};
 use dataplane::wire::frame::PAYLOAD_OFFSET;
 use dataplane::wire::rpc::{PacketType, RpcHeaderRepr, WireClass, HEADER_LEN};
 use dataplane::wire::{build_udp_ipv4, MacAddr, UdpIpv4Header, WireError};
-use harness::{config, in_netns, require_root, run_client, start_server, Backend, NetnsPair, Run};
+use harness::{config, in_netns, require_root, run_client, Backend, NetnsPair, Run};
 use kv_example::client::Op;
 use rand::{Rng, SeedableRng};
 
@@ -123,15 +123,7 @@ fn malformed_frames_are_dropped_and_counted_while_rpcs_flow() -> Result<()> {
         return Ok(());
     }
     let net = NetnsPair::new("kvmf")?;
-    let scfg = config(
-        &Backend::Afpacket,
-        &net.veth_b,
-        1,
-        harness::SERVER_IP,
-        7000,
-        harness::RULES,
-    )?;
-    let server = start_server(&net.ns_b, &Backend::Afpacket, &net.veth_b, scfg)?;
+    let server = harness::start_afpacket_server(&net)?;
     let server_mac = server.mac;
     let iface = net.veth_a.clone();
     let mut raw = in_netns(&net.ns_a, move || {

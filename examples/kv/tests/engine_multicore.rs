@@ -207,24 +207,11 @@ fn two_server_cores_over_afpacket_fanout() -> Result<()> {
 #[cfg(feature = "dpdk")]
 #[test]
 fn two_server_cores_over_dpdk_af_packet_qpairs() -> Result<()> {
-    use dataplane::dpdk::{Eal, EthDev};
+    use dataplane::dpdk::EthDev;
     if !require_root("two_server_cores_over_dpdk_af_packet_qpairs") {
         return Ok(());
     }
-    let args: Vec<String> = [
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-pci",
-        "--no-telemetry",
-        "--no-shconf",
-        "--log-level=lib.eal:error",
-        &format!("--file-prefix=flatrpc-kvmc-{}", std::process::id()),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    Eal::init(&args)?;
+    harness::init_eal("flatrpc-kvmc")?;
     let net = NetnsPair::new("kvmd")?;
     // Two queue pairs: the PMD opens one socket per pair, joined in a PACKET_FANOUT_HASH
     // group. Made here (in the server's namespace) so the harness finds it by name.

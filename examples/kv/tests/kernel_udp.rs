@@ -15,7 +15,7 @@ use anyhow::{bail, ensure, Context, Result};
 use dataplane::wire::rpc::{PacketType, RpcHeader, RpcHeaderRepr, HEADER_LEN};
 use dataplane::wire::WireError;
 use harness::common::run;
-use harness::{config, in_netns, require_root, start_server, stop_server, Backend, NetnsPair};
+use harness::{in_netns, require_root, stop_server, NetnsPair};
 
 /// Sends connects from a kernel UDP socket until the connect-ack for `session` comes
 /// back (bounded by `limit`).
@@ -74,15 +74,7 @@ fn a_kernel_udp_socket_reaches_the_dataplane_with_partial_checksums() -> Result<
         ],
     )
     .context("turning tx checksum offload on (is ethtool installed?)")?;
-    let scfg = config(
-        &Backend::Afpacket,
-        &net.veth_b,
-        1,
-        harness::SERVER_IP,
-        7000,
-        harness::RULES,
-    )?;
-    let engine = start_server(&net.ns_b, &Backend::Afpacket, &net.veth_b, scfg)?;
+    let engine = harness::start_afpacket_server(&net)?;
     let server = format!("{}:7000", harness::SERVER_IP);
     let session = 0x5eed_0000_0001;
     let got = in_netns(&net.ns_a, || {

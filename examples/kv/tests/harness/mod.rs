@@ -34,6 +34,27 @@ pub enum Backend {
     Dpdk(String),
 }
 
+/// Starts this test process's EAL (no hugepages, no PCI, a file prefix unique to the
+/// process): what every DPDK-backed test here needs before it creates vdevs.
+#[cfg(feature = "dpdk")]
+pub fn init_eal(prefix: &str) -> Result<()> {
+    let args: Vec<String> = [
+        "--no-huge",
+        "-m",
+        "512",
+        "--no-pci",
+        "--no-telemetry",
+        "--no-shconf",
+        "--log-level=lib.eal:error",
+        &format!("--file-prefix={prefix}-{}", std::process::id()),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    dataplane::dpdk::Eal::init(&args)?;
+    Ok(())
+}
+
 /// Makes sure the vdev of a DPDK side exists, creating it inside `ns`.
 #[cfg(feature = "dpdk")]
 fn ensure_vdev(backend: &Backend, ns: &str, iface: &str) -> Result<()> {
@@ -89,6 +110,13 @@ pub fn start_server(
     cfg: Config,
 ) -> Result<Engine<KvServer>> {
     Ok(start_server_with_store(ns, backend, iface, cfg)?.0)
+}
+
+/// A one-core kv-server on the AF_PACKET backend on the server side of `net`, with the
+/// default rules.
+pub fn start_afpacket_server(net: &NetnsPair) -> Result<Engine<KvServer>> {
+    let scfg = config(&Backend::Afpacket, &net.veth_b, 1, SERVER_IP, 7000, RULES)?;
+    start_server(&net.ns_b, &Backend::Afpacket, &net.veth_b, scfg)
 }
 
 /// As [`start_server`], also returning the server's store (to check what was written).
