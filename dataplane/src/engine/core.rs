@@ -286,14 +286,14 @@ impl<P: Port, A: App> Core<P, A> {
             }
             Answer::Silent | Answer::Deferred => return,
         };
-        let body = &self.resp[..len];
         // One packet leaves from a transmit buffer at once; a longer answer (or one with
         // no buffer at hand) goes through the transport's queue.
         let buf = if len <= self.endpoint.config().mtu_payload {
-            self.spare.pop().or_else(|| self.port.alloc())
+            self.tx_buf()
         } else {
             None
         };
+        let body = &self.resp[..len];
         let Some(mut buf) = buf else {
             let _ = self.endpoint.respond(t, req, body);
             return;

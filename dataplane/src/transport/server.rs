@@ -294,16 +294,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             if self.arena.len() + payload.len() > self.cfg.event_arena_bytes {
                 return Err(RxDrop::EventArenaFull);
             }
-            let off = self.arena.len() as u32;
-            self.arena.extend_from_slice(payload);
-            self.events.push_back(EventDesc::Request {
-                req,
-                peer,
-                src: ReqSrc::Arena {
-                    off,
-                    len: payload.len() as u32,
-                },
-            });
+            self.queue_in_arena(req, peer, payload);
             self.stats.requests_delivered += 1;
             return Ok(Took::Queued);
         }
@@ -456,16 +447,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
                         }
                         return Ok(Took::Request);
                     }
-                    let off = self.arena.len() as u32;
-                    self.arena.extend_from_slice(p);
-                    self.events.push_back(EventDesc::Request {
-                        req,
-                        peer,
-                        src: ReqSrc::Arena {
-                            off,
-                            len: p.len() as u32,
-                        },
-                    });
+                    self.queue_in_arena(req, peer, p);
                     if ordered {
                         self.drain_held(idx, peer);
                     }
@@ -541,6 +523,21 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             }
             Ok(Took::Queued)
         }
+    }
+
+    /// Queues a one-packet request for the handler, its payload copied into the event
+    /// arena (the caller checked the arena's room).
+    fn queue_in_arena(&mut self, req: RequestRef, peer: A, payload: &[u8]) {
+        let off = self.arena.len() as u32;
+        self.arena.extend_from_slice(payload);
+        self.events.push_back(EventDesc::Request {
+            req,
+            peer,
+            src: ReqSrc::Arena {
+                off,
+                len: payload.len() as u32,
+            },
+        });
     }
 
     /// A reliable request is complete: deliver it, or hold it for order.

@@ -190,10 +190,9 @@ fn receive(
     from: u8,
     now: Instant,
     batch: &mut Vec<PoolBuf>,
-    inline: Option<&mut Vec<Inline>>,
+    mut inline: Option<&mut Vec<Inline>>,
 ) -> u64 {
     let mut n = 0;
-    let mut inline = inline;
     loop {
         let got = port.rx_burst(batch, MAX_BURST);
         if got == 0 {
