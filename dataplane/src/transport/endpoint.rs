@@ -235,6 +235,9 @@ pub struct Endpoint<A> {
     pub(crate) events: Fifo<EventDesc<A>>,
     pub(crate) arena: Vec<u8>,
     pub(crate) release: Release,
+    /// An event was handed out since the last `&mut` call: what it borrowed (the
+    /// `release`, the event arena) may be freed now. One flag for the fast check.
+    pub(crate) handed_out: bool,
     pub(crate) unrel: Vec<UnrelBuf<A>>,
     pub(crate) unrel_free: Vec<u32>,
     /// Ready-made packets of the single-fragment unreliable fast path.
@@ -286,6 +289,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
             events: Fifo::with_capacity(256, EventDesc::Connected(SessionId(0))),
             arena: Vec::with_capacity(config.event_arena_bytes),
             release: Release::None,
+            handed_out: false,
             unrel: Vec::new(),
             unrel_free: Vec::new(),
             ring: PacketRing::new(config.fast_tx_bytes),
@@ -565,6 +569,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         self.release_pending();
         loop {
             let desc = self.events.pop_front()?;
+            self.handed_out = true;
             match desc {
                 EventDesc::Connected(session) => return Some(Event::Connected { session }),
                 EventDesc::ConnectFailed(session) => return Some(Event::ConnectFailed { session }),
@@ -671,20 +676,18 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     // ---------------------------------------------------------------- internals
 
     /// Frees what the last event borrowed; resets the arena when no event needs it.
-    /// Runs at the start of every `&mut` API call, so the common case (nothing
-    /// borrowed, arena empty or still needed) is an inlined check.
+    /// Runs at the start of every `&mut` API call, so the common case (no event
+    /// handed out since the last call) is one inlined flag test.
     #[inline(always)]
     pub(crate) fn release_pending(&mut self) {
-        if matches!(self.release, Release::None)
-            && (self.arena.is_empty() || !self.events.is_empty())
-        {
-            return;
+        if self.handed_out {
+            self.release_pending_slow();
         }
-        self.release_pending_slow();
     }
 
     #[inline(never)]
     fn release_pending_slow(&mut self) {
+        self.handed_out = false;
         match std::mem::replace(&mut self.release, Release::None) {
             Release::None => {}
             Release::ClientSlot { idx, id, slot } => {
