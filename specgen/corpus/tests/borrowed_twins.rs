@@ -227,7 +227,7 @@ fn check_pong(p: &Pong) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn kinds_twins_encode_like_the_owned_message(k in kinds()) {
