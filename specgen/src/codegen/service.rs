@@ -395,12 +395,12 @@ pub fn stubs(model: &Model) -> TokenStream {
         #[derive(Debug)]
         pub struct Responder<'b, M> {
             buf: &'b mut [u8],
-            msg: core::marker::PhantomData<fn() -> M>,
+            msg: ::core::marker::PhantomData<fn() -> M>,
         }
 
         impl<'b, M> Responder<'b, M> {
             fn new(buf: &'b mut [u8]) -> Self {
-                Responder { buf, msg: core::marker::PhantomData }
+                Responder { buf, msg: ::core::marker::PhantomData }
             }
 
             /// Bytes available for the response.
