@@ -5,14 +5,18 @@
 //! GET on one core sees a SET made through another. It hashes keys with foldhash (a
 //! fast, randomly seeded hasher) rather than std's SipHash, which cost ~10% of a GET;
 //! lookups borrow the key from the request (no allocation), and a SET to an existing key
-//! overwrites its value in place. The server also checks what the
+//! overwrites its value in place. `dispatch` reaches the handler through the `*_into`
+//! methods, which encode the response straight into the response buffer from the
+//! stored value (borrowed under the read lock): no allocation per GET or SET in steady
+//! state. The owned `get`/`set` remain for callers that want a response value. The
+//! server also checks what the
 //! transport promises: it counts reliable-ordered SETs of a session that arrive with an
 //! RPC id not above the last one it executed (a duplicate or out-of-order execution).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use dataplane::anf::{AppError, RpcCtx, RpcHeader, Verdict};
+use dataplane::anf::{AppError, DispatchError, RpcCtx, RpcHeader, Verdict};
 use dataplane::engine::{anf_error_code, Answer, App, Peer, APP_ERROR_CODE};
 use dataplane::transport::{error_code, RequestRef};
 
@@ -48,12 +52,34 @@ pub struct Handler<'a> {
     pub store: &'a Store,
 }
 
+fn poisoned() -> AppError {
+    AppError::new(1, "store poisoned")
+}
+
+impl Handler<'_> {
+    /// Stores the request's value under its name. Overwriting a key reuses its value's
+    /// buffer: no allocation once it is big enough. (A buffer far larger than the new
+    /// value is replaced, not kept.)
+    fn store_value(&self, req: kv::SetRequestView<'_>) -> Result<(), AppError> {
+        let mut store = self.store.write().map_err(|_| poisoned())?;
+        let value = req.value();
+        match store.get_mut(req.name()) {
+            Some(v) if v.capacity() <= 2 * value.len() + 64 => {
+                v.clear();
+                v.extend_from_slice(value);
+            }
+            Some(v) => *v = value.to_vec(),
+            None => {
+                store.insert(req.name().to_vec(), value.to_vec());
+            }
+        }
+        Ok(())
+    }
+}
+
 impl kv::KvService for Handler<'_> {
     fn get(&mut self, req: kv::GetRequestView<'_>) -> Result<kv::GetResponse, AppError> {
-        let store = self
-            .store
-            .read()
-            .map_err(|_| AppError::new(1, "store poisoned"))?;
+        let store = self.store.read().map_err(|_| poisoned())?;
         Ok(match store.get(req.name()) {
             Some(v) => kv::GetResponse {
                 value: v.clone(),
@@ -66,25 +92,41 @@ impl kv::KvService for Handler<'_> {
         })
     }
 
-    fn set(&mut self, req: kv::SetRequestView<'_>) -> Result<kv::SetResponse, AppError> {
-        let mut store = self
+    /// Encodes the stored value straight from the map, under the read lock.
+    fn get_into(
+        &mut self,
+        req: kv::GetRequestView<'_>,
+        out: kv::Responder<'_, kv::GetResponse>,
+    ) -> Result<kv::ResponseLen, DispatchError> {
+        let store = self
             .store
-            .write()
-            .map_err(|_| AppError::new(1, "store poisoned"))?;
-        // Overwriting a key reuses its value's buffer: no allocation once it is big enough.
-        // (A buffer far larger than the new value is replaced, not kept.)
-        let value = req.value();
-        match store.get_mut(req.name()) {
-            Some(v) if v.capacity() <= 2 * value.len() + 64 => {
-                v.clear();
-                v.extend_from_slice(value);
-            }
-            Some(v) => *v = value.to_vec(),
-            None => {
-                store.insert(req.name().to_vec(), value.to_vec());
-            }
-        }
+            .read()
+            .map_err(|_| DispatchError::App(poisoned()))?;
+        let resp = match store.get(req.name()) {
+            Some(v) => kv::GetResponseRef {
+                value: v,
+                found: true,
+            },
+            None => kv::GetResponseRef {
+                value: &[],
+                found: false,
+            },
+        };
+        Ok(out.send(resp)?)
+    }
+
+    fn set(&mut self, req: kv::SetRequestView<'_>) -> Result<kv::SetResponse, AppError> {
+        self.store_value(req)?;
         Ok(kv::SetResponse { ok: true })
+    }
+
+    fn set_into(
+        &mut self,
+        req: kv::SetRequestView<'_>,
+        out: kv::Responder<'_, kv::SetResponse>,
+    ) -> Result<kv::ResponseLen, DispatchError> {
+        self.store_value(req).map_err(DispatchError::App)?;
+        Ok(out.send(kv::SetResponseRef { ok: true })?)
     }
 }
 
@@ -224,6 +266,111 @@ mod tests {
         let n = req.encode(&mut buf).unwrap();
         h.get(kv::GetRequestView::new_checked(&buf[..n]).unwrap())
             .unwrap()
+    }
+
+    /// The KV handler through the trait's default `*_into` methods only (owned
+    /// responses, encoded by the generated default).
+    struct Defaults<'a>(Handler<'a>);
+
+    impl kv::KvService for Defaults<'_> {
+        fn get(&mut self, req: kv::GetRequestView<'_>) -> Result<kv::GetResponse, AppError> {
+            self.0.get(req)
+        }
+        fn set(&mut self, req: kv::SetRequestView<'_>) -> Result<kv::SetResponse, AppError> {
+            self.0.set(req)
+        }
+    }
+
+    fn encoded<M>(
+        m: &M,
+        enc: impl Fn(&M, &mut [u8]) -> Result<usize, dataplane::anf::EncodeError>,
+    ) -> Vec<u8> {
+        let mut buf = vec![0u8; 4096];
+        let n = enc(m, &mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    /// `dispatch` answers: (result, response bytes) with a `cap`-byte response buffer.
+    fn answer(
+        svc: &mut dyn kv::KvService,
+        method: kv::Method,
+        req: &[u8],
+        cap: usize,
+    ) -> (Result<usize, DispatchError>, Vec<u8>) {
+        let mut resp = vec![0xa5u8; cap];
+        let r = kv::dispatch(svc, method.id(), req, &mut resp);
+        if let Ok(n) = r {
+            resp.truncate(n);
+        }
+        (r, resp)
+    }
+
+    #[test]
+    fn overridden_into_methods_answer_like_the_defaults() {
+        let store = Store::default();
+        let copy = Store::default();
+        let get_req = |name: &str| {
+            let r = kv::GetRequest {
+                user: "alice".into(),
+                name: name.into(),
+            };
+            encoded(&r, kv::GetRequest::encode)
+        };
+        let set_req = |name: &str, value: &[u8]| {
+            let r = kv::SetRequest {
+                user: "alice".into(),
+                name: name.into(),
+                value: value.to_vec(),
+            };
+            encoded(&r, kv::SetRequest::encode)
+        };
+        let mut requests = vec![(kv::Method::Get, get_req("missing"))];
+        for (name, value) in [("k", &b"v1"[..]), ("k", &[3u8; 700][..]), ("e", b"")] {
+            requests.push((kv::Method::Set, set_req(name, value)));
+            requests.push((kv::Method::Get, get_req(name)));
+        }
+        for (method, req) in &requests {
+            // Big enough, exactly the fixed section, and too small for anything.
+            for cap in [2048, kv::GetResponseView::FIXED_LEN, 3] {
+                let ours = answer(&mut Handler { store: &store }, *method, req, cap);
+                let theirs = answer(&mut Defaults(Handler { store: &copy }), *method, req, cap);
+                assert_eq!(ours, theirs, "{method:?} with a {cap}-byte buffer");
+            }
+        }
+        // The 700-byte value was answered in full, and a small buffer is an encode error.
+        let (r, bytes) = answer(
+            &mut Handler { store: &store },
+            kv::Method::Get,
+            &get_req("k"),
+            2048,
+        );
+        assert_eq!(r, Ok(bytes.len()));
+        let resp = kv::GetResponse::from_bytes(&bytes).unwrap();
+        assert!(resp.found);
+        assert_eq!(resp.value, vec![3u8; 700]);
+        let (r, _) = answer(
+            &mut Handler { store: &store },
+            kv::Method::Get,
+            &get_req("k"),
+            100,
+        );
+        assert!(matches!(r, Err(DispatchError::Encode(_))), "{r:?}");
+        // A poisoned store is an application error through both paths.
+        for s in [&store, &copy] {
+            let s2 = Arc::clone(s);
+            let _ = std::thread::spawn(move || {
+                let _g = s2.write();
+                panic!("poison the store (expected in this test)");
+            })
+            .join();
+        }
+        for (method, req) in &requests {
+            let ours = answer(&mut Handler { store: &store }, *method, req, 2048);
+            let theirs = answer(&mut Defaults(Handler { store: &copy }), *method, req, 2048);
+            assert!(matches!(ours.0, Err(DispatchError::App(_))), "{ours:?}");
+            assert_eq!(ours, theirs);
+        }
     }
 
     #[test]

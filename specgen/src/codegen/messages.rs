@@ -1,7 +1,10 @@
 //! Generates, per message: the zero-copy view (`XView`, validated once by
 //! `new_checked`), the in-place mutable view (`XMut`, with `set_*` that rewrite when the
-//! value fits), and the owned struct with `encoded_len`/`encode`/`decode`. Offsets come
-//! from `crate::layout`. Must not generate element or pipeline code.
+//! value fits), the owned struct with `encoded_len`/`encode`/`decode`/`as_ref`, and its
+//! borrowed twin `XRef<'a>` (strings and bytes as slices, nested and repeated messages as
+//! [`shared`]'s `RefMsg`/`RefSeq`) whose `encode` writes exactly the owned encoding
+//! without allocating. Offsets come from `crate::layout`. Must not generate element or
+//! pipeline code.
 
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
@@ -12,6 +15,56 @@ use crate::proto::{Field, Kind, Message, Schema};
 
 /// Deepest nesting `decode` follows (hostile payloads cannot overflow the stack).
 pub const MAX_DECODE_DEPTH: u32 = 32;
+
+/// The module-level helpers of the borrowed twins, generated once per service: a nested
+/// message (`RefMsg`) or a run of repeated items (`RefSeq`) given either as the owned
+/// message's own values (what `as_ref` produces) or as borrowed twins / slices.
+pub fn shared() -> TokenStream {
+    quote! {
+        /// A nested message field of a borrowed `...Ref` twin: the owned message (what
+        /// `as_ref` produces) or a borrowed twin. Both encode to the same bytes.
+        #[derive(Debug, PartialEq)]
+        pub enum RefMsg<'a, O, B> {
+            /// An owned message.
+            Owned(&'a O),
+            /// A borrowed twin.
+            Borrowed(&'a B),
+        }
+
+        impl<O, B> Clone for RefMsg<'_, O, B> {
+            fn clone(&self) -> Self { *self }
+        }
+
+        impl<O, B> Copy for RefMsg<'_, O, B> {}
+
+        /// A repeated string, bytes or message field of a borrowed `...Ref` twin: the
+        /// owned values (`String`, `Vec<u8>`, the owned message; what `as_ref` produces) or
+        /// borrowed ones (`&str`, `&[u8]`, the borrowed twin). Both encode to the same bytes.
+        #[derive(Debug, PartialEq)]
+        pub enum RefSeq<'a, O, B> {
+            /// Owned items.
+            Owned(&'a [O]),
+            /// Borrowed items.
+            Borrowed(&'a [B]),
+        }
+
+        impl<O, B> Clone for RefSeq<'_, O, B> {
+            fn clone(&self) -> Self { *self }
+        }
+
+        impl<O, B> Copy for RefSeq<'_, O, B> {}
+
+        impl<O, B> Default for RefSeq<'_, O, B> {
+            /// No items.
+            fn default() -> Self { RefSeq::Borrowed(&[]) }
+        }
+    }
+}
+
+/// The borrowed twin's name: `GetResponseRef`.
+pub fn ref_name(m: &Message) -> Ident {
+    format_ident!("{}Ref", m.rust_name)
+}
 
 /// `GetRequestView` etc.
 pub fn names(m: &Message) -> (Ident, Ident, Ident) {
@@ -103,6 +156,13 @@ pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
     let mut len_terms = TokenStream::new();
     let mut enc = TokenStream::new();
     let mut dec = TokenStream::new();
+    // The borrowed twin: its fields, encoded length, encoder and `as_ref` conversion.
+    let mut ref_fields = TokenStream::new();
+    let mut ref_len_terms = TokenStream::new();
+    let mut ref_enc = TokenStream::new();
+    let mut as_ref = TokenStream::new();
+    // Whether the twin borrows anything (a string, bytes, nested or repeated field).
+    let mut ref_borrows = false;
     for slot in &layout.slots {
         let Some(f) = m.fields.get(slot.field) else {
             continue;
@@ -138,9 +198,13 @@ pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
             let b = le_bytes(f.kind, quote!(self.#id));
             enc.extend(quote!(e.put(#at, #b)?;));
             dec.extend(quote!(#id: v.#id(),));
+            ref_fields.extend(quote!(#[doc = #doc] pub #id: #t,));
+            ref_enc.extend(quote!(e.put(#at, #b)?;));
+            as_ref.extend(quote!(#id: self.#id,));
             continue;
         }
         checks.extend(quote!(__rt::wire::check_slot(buf, #fixed, #at, #fname)?;));
+        ref_borrows = true;
         let raw_doc = format!(" Raw bytes of `{fname}`'s slot.");
         let set_doc = format!(
             " Rewrites `{fname}` in place; `DoesNotFit` when `v` is longer than its current bytes."
@@ -172,6 +236,16 @@ pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
                 };
                 len_terms.extend(quote!(+ self.#id.len()));
                 enc.extend(quote!({ let s = e.pos(); e.push(#bytes)?; e.close_slot(#at, s)?; }));
+                ref_len_terms.extend(quote!(+ self.#id.len()));
+                ref_enc
+                    .extend(quote!({ let s = e.pos(); e.push(#bytes)?; e.close_slot(#at, s)?; }));
+                if f.kind == Kind::Str {
+                    ref_fields.extend(quote!(#[doc = #doc] pub #id: &'a str,));
+                    as_ref.extend(quote!(#id: self.#id.as_str(),));
+                } else {
+                    ref_fields.extend(quote!(#[doc = #doc] pub #id: &'a [u8],));
+                    as_ref.extend(quote!(#id: self.#id.as_slice(),));
+                }
                 if f.kind == Kind::Str {
                     owned_fields.extend(quote!(#[doc = #doc] pub #id: String,));
                     dec.extend(quote!(#id: match std::str::from_utf8(v.#id()) { Ok(s) => s.to_owned(), Err(_) => return Err(__rt::DecodeError::Utf8 { field: #fname }) },));
@@ -185,6 +259,22 @@ pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
                     continue;
                 };
                 let (no, nv, _) = names(nm);
+                let nr = ref_name(nm);
+                ref_fields.extend(quote!(#[doc = #doc] pub #id: Option<RefMsg<'a, #no, #nr<'a>>>,));
+                ref_len_terms.extend(quote!(+ match self.#id {
+                    None => 0,
+                    Some(RefMsg::Owned(m)) => m.encoded_len(),
+                    Some(RefMsg::Borrowed(m)) => m.encoded_len(),
+                }));
+                ref_enc.extend(quote! {
+                    if let Some(m) = self.#id {
+                        let s = e.pos();
+                        let n = match m { RefMsg::Owned(m) => m.encode(e.rest())?, RefMsg::Borrowed(m) => m.encode(e.rest())? };
+                        e.advance(n);
+                        e.close_message_slot(#at, s)?;
+                    }
+                });
+                as_ref.extend(quote!(#id: self.#id.as_deref().map(RefMsg::Owned),));
                 view_acc.extend(quote! {
                     #[doc = #doc]
                     pub fn #id(&self) -> Result<Option<#nv<'a>>, __rt::ViewError> {
@@ -204,6 +294,28 @@ pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
                     continue;
                 };
                 let (no, nv, _) = names(nm);
+                let nr = ref_name(nm);
+                ref_fields.extend(quote!(#[doc = #doc] pub #id: RefSeq<'a, #no, #nr<'a>>,));
+                ref_len_terms.extend(quote!(+ match self.#id {
+                    RefSeq::Owned(xs) => xs.iter().map(|m| 4 + m.encoded_len()).sum::<usize>(),
+                    RefSeq::Borrowed(xs) => xs.iter().map(|m| 4 + m.encoded_len()).sum::<usize>(),
+                }));
+                let item = quote!({
+                    let at = e.pos();
+                    e.push(&[0u8; 4])?;
+                    let n = m.encode(e.rest())?;
+                    e.advance(n);
+                    e.patch_u32(at, n)?;
+                });
+                ref_enc.extend(quote! {{
+                    let s = e.pos();
+                    match self.#id {
+                        RefSeq::Owned(xs) => for m in xs #item,
+                        RefSeq::Borrowed(xs) => for m in xs #item,
+                    }
+                    e.close_slot(#at, s)?;
+                }});
+                as_ref.extend(quote!(#id: RefSeq::Owned(self.#id.as_slice()),));
                 owned_fields.extend(quote!(#[doc = #doc] pub #id: Vec<#no>,));
                 len_terms
                     .extend(quote!(+ self.#id.iter().map(|m| 4 + m.encoded_len()).sum::<usize>()));
@@ -228,6 +340,25 @@ pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
                 } else {
                     (quote!(Vec<u8>), quote!(it?.to_vec()), quote!(&x[..]))
                 };
+                let bt = if f.kind == Kind::Str {
+                    quote!(&'a str)
+                } else {
+                    quote!(&'a [u8])
+                };
+                ref_fields.extend(quote!(#[doc = #doc] pub #id: RefSeq<'a, #t, #bt>,));
+                ref_len_terms.extend(quote!(+ match self.#id {
+                    RefSeq::Owned(xs) => xs.iter().map(|x| 4 + x.len()).sum::<usize>(),
+                    RefSeq::Borrowed(xs) => xs.iter().map(|x| 4 + x.len()).sum::<usize>(),
+                }));
+                ref_enc.extend(quote!({
+                    let s = e.pos();
+                    match self.#id {
+                        RefSeq::Owned(xs) => for x in xs { e.push_item(#bytes)?; },
+                        RefSeq::Borrowed(xs) => for x in xs { e.push_item(#bytes)?; },
+                    }
+                    e.close_slot(#at, s)?;
+                }));
+                as_ref.extend(quote!(#id: RefSeq::Owned(self.#id.as_slice()),));
                 owned_fields.extend(quote!(#[doc = #doc] pub #id: Vec<#t>,));
                 len_terms.extend(quote!(+ self.#id.iter().map(|x| 4 + x.len()).sum::<usize>()));
                 enc.extend(quote!({ let s = e.pos(); for x in &self.#id { e.push_item(#bytes)?; } e.close_slot(#at, s)?; }));
@@ -246,6 +377,10 @@ pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
                 owned_fields.extend(quote!(#[doc = #doc] pub #id: Vec<#t>,));
                 len_terms.extend(quote!(+ self.#id.len() * #size));
                 enc.extend(quote!({ let s = e.pos(); for x in &self.#id { e.push(#b)?; } e.close_slot(#at, s)?; }));
+                ref_fields.extend(quote!(#[doc = #doc] pub #id: &'a [#t],));
+                ref_len_terms.extend(quote!(+ self.#id.len() * #size));
+                ref_enc.extend(quote!({ let s = e.pos(); for x in self.#id { e.push(#b)?; } e.close_slot(#at, s)?; }));
+                as_ref.extend(quote!(#id: self.#id.as_slice(),));
                 dec.extend(quote!(#id: __rt::wire::packed(v.#raw(), #size, #fname)?.map(|c| __rt::wire::#rd(c, 0)).collect(),));
             }
         }
@@ -256,8 +391,61 @@ pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
     let doc_owned = format!(
         " Owned `{full}`. Wire layout: fixed section of {fixed} bytes, then the variable tail."
     );
+    let ref_ty = ref_name(m);
+    let doc_ref = format!(" Borrowed twin of [`{owned}`] (`{full}`): the same fields with strings and bytes borrowed, for encoding a response straight into a buffer without allocating. `encode` writes exactly what `{owned}::encode` writes.");
     let fixed_lit = Literal::usize_unsuffixed(fixed);
     let depth_max = MAX_DECODE_DEPTH;
+    let (as_ref_fn, ref_items) = if ref_borrows {
+        (
+            quote! {
+                /// The borrowed twin of this message (no copy).
+                pub fn as_ref(&self) -> #ref_ty<'_> { #ref_ty { #as_ref } }
+            },
+            quote! {
+                #[doc = #doc_ref]
+                #[derive(Debug, Clone, Copy, Default, PartialEq)]
+                pub struct #ref_ty<'a> { #ref_fields }
+
+                impl #ref_ty<'_> {
+                    /// Bytes `encode` writes.
+                    pub fn encoded_len(&self) -> usize { #fixed_lit #ref_len_terms }
+
+                    /// Encodes into `buf` (the bytes of the owned message's `encode`); returns the
+                    /// bytes written.
+                    pub fn encode(&self, buf: &mut [u8]) -> Result<usize, __rt::EncodeError> {
+                        let need = self.encoded_len();
+                        if buf.len() < need {
+                            return Err(__rt::EncodeError::BufferTooSmall { need, have: buf.len() });
+                        }
+                        let mut e = __rt::wire::Enc::new(buf, #fixed_lit)?;
+                        #ref_enc
+                        Ok(e.finish())
+                    }
+                }
+
+                impl<'a> From<&'a #owned> for #ref_ty<'a> {
+                    fn from(m: &'a #owned) -> Self { m.as_ref() }
+                }
+            },
+        )
+    } else {
+        // Only fixed-size scalars: the owned message never allocates and is its own twin.
+        let doc_alias = format!(" Borrowed twin of [`{owned}`] (`{full}`): the message has only fixed-size scalars, so it is the owned message itself (it never allocates).");
+        (
+            quote! {
+                /// The borrowed twin of this message (a copy of its scalars).
+                pub fn as_ref(&self) -> #ref_ty<'_> { self.clone() }
+            },
+            quote! {
+                #[doc = #doc_alias]
+                pub type #ref_ty<'a> = #owned;
+
+                impl From<&#owned> for #owned {
+                    fn from(m: &#owned) -> Self { m.clone() }
+                }
+            },
+        )
+    };
     quote! {
         #[doc = #doc_view]
         #[derive(Debug, Clone, Copy)]
@@ -338,6 +526,10 @@ pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
 
             /// Validates and decodes `bytes`.
             pub fn from_bytes(bytes: &[u8]) -> Result<Self, __rt::DecodeError> { Self::decode(#view::new_checked(bytes)?) }
+
+            #as_ref_fn
         }
+
+        #ref_items
     }
 }

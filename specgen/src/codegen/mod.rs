@@ -56,6 +56,7 @@ pub fn generate(
     let module = format_ident!("{}", model.module);
     let mut items = TokenStream::new();
     items.extend(service::header(model));
+    items.extend(messages::shared());
     for mi in reachable(model) {
         if let Some(l) = layouts.get(mi) {
             items.extend(messages::message(&model.schema, mi, l));

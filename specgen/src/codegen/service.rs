@@ -1,7 +1,9 @@
 //! Generates the per-service parts: ids, the `Method` enum, the transport table, the
 //! config `Tables`, the client/server pipelines (dispatch by method id through each
 //! side's chain, requests in chain order, responses in reverse), the server trait with
-//! `dispatch`, and the client stubs. Must not generate message or element internals.
+//! `dispatch` (each method's handler writes its response through a typed `Responder`
+//! into the response buffer), and the client stubs. Must not generate message or
+//! element internals.
 
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
@@ -12,7 +14,7 @@ use crate::proto::camel;
 use crate::spec::{Side, Transport};
 
 use super::elements::{names as el_names, table_field};
-use super::messages::names as msg_names;
+use super::messages::{names as msg_names, ref_name};
 
 /// FNV-1a of the full service name folded to 16 bits: the service id.
 pub fn service_id(full_name: &str) -> u16 {
@@ -319,24 +321,58 @@ pub fn stubs(model: &Model) -> TokenStream {
     let mut trait_fns = TokenStream::new();
     let mut arms = TokenStream::new();
     let mut client = TokenStream::new();
+    let mut responders = TokenStream::new();
+    let mut responded: Vec<usize> = Vec::new();
     for m in &svc.methods {
         let f = format_ident!("{}", crate::lower::field_ident_str(&m.snake));
         let (_, req_view, _) = msg_names(&model.schema.messages[m.input]);
         let (req_owned, _, _) = msg_names(&model.schema.messages[m.input]);
         let (resp_owned, _, _) = msg_names(&model.schema.messages[m.output]);
         let id = Literal::u16_unsuffixed(m.id);
+        let into = format_ident!("{}_into", m.snake);
         let doc = format!(" `rpc {}`", m.name);
+        let doc_into = format!(
+            " `rpc {}`, answered into the response buffer: what [`dispatch`] calls. The default calls [`Self::{f}`] and encodes its owned response; override it to encode a [`{}`] of borrowed data (`out.send(..)`) without allocating. An application error is returned as `DispatchError::App`.",
+            m.name,
+            ref_name(&model.schema.messages[m.output])
+        );
         trait_fns.extend(quote! {
             #[doc = #doc]
             fn #f(&mut self, req: #req_view<'_>) -> Result<#resp_owned, __rt::AppError>;
+            #[doc = #doc_into]
+            fn #into(&mut self, req: #req_view<'_>, out: Responder<'_, #resp_owned>) -> Result<ResponseLen, __rt::DispatchError> {
+                let resp = self.#f(req).map_err(__rt::DispatchError::App)?;
+                Ok(out.send_owned(&resp)?)
+            }
         });
         arms.extend(quote! {
             #id => {
                 let req = #req_view::new_checked(req)?;
-                let resp = svc.#f(req).map_err(__rt::DispatchError::App)?;
-                Ok(resp.encode(resp_buf)?)
+                Ok(svc.#into(req, Responder::new(resp_buf))?.0)
             }
         });
+        if !responded.contains(&m.output) {
+            responded.push(m.output);
+            let resp_ref = ref_name(&model.schema.messages[m.output]);
+            let doc_r = format!(
+                " Answers with a `{}`.",
+                model.schema.messages[m.output].full_name
+            );
+            responders.extend(quote! {
+                #[doc = #doc_r]
+                impl Responder<'_, #resp_owned> {
+                    /// Encodes a borrowed response (no allocation); `BufferTooSmall` when it does not fit.
+                    pub fn send(self, resp: #resp_ref<'_>) -> Result<ResponseLen, __rt::EncodeError> {
+                        resp.encode(self.buf).map(ResponseLen)
+                    }
+
+                    /// Encodes an owned response; `BufferTooSmall` when it does not fit.
+                    pub fn send_owned(self, resp: &#resp_owned) -> Result<ResponseLen, __rt::EncodeError> {
+                        resp.encode(self.buf).map(ResponseLen)
+                    }
+                }
+            });
+        }
         let enc = format_ident!("encode_{}", m.snake);
         let dec = format_ident!("decode_{}", m.snake);
         let denc = format!(" Encodes a `{}` request into `buf` (send it with method id {}); returns the bytes written.", m.name, m.id);
@@ -353,13 +389,42 @@ pub fn stubs(model: &Model) -> TokenStream {
         svc.full_name
     );
     quote! {
+        /// Where a handler's `*_into` method writes its response: [`dispatch`]'s response
+        /// buffer, typed by the response message so that only an encoded `M` fills it and
+        /// the length handed back always lies within the buffer.
+        #[derive(Debug)]
+        pub struct Responder<'b, M> {
+            buf: &'b mut [u8],
+            msg: ::core::marker::PhantomData<fn() -> M>,
+        }
+
+        impl<'b, M> Responder<'b, M> {
+            fn new(buf: &'b mut [u8]) -> Self {
+                Responder { buf, msg: ::core::marker::PhantomData }
+            }
+
+            /// Bytes available for the response.
+            pub fn capacity(&self) -> usize { self.buf.len() }
+        }
+
+        /// Length of a response a [`Responder`] encoded (only a `Responder` makes one).
+        #[derive(Debug, PartialEq, Eq)]
+        pub struct ResponseLen(usize);
+
+        impl ResponseLen {
+            /// The response's length in bytes.
+            pub fn get(&self) -> usize { self.0 }
+        }
+
+        #responders
+
         #[doc = #doc_t]
         pub trait #trait_name {
             #trait_fns
         }
 
-        /// Validates `req` for `method_id`, calls the handler and encodes its response into
-        /// `resp_buf`; returns the response length.
+        /// Validates `req` for `method_id`, calls the handler's `*_into` method, which
+        /// encodes its response into `resp_buf`; returns the response length.
         pub fn dispatch<S: #trait_name + ?Sized>(svc: &mut S, method_id: u16, req: &[u8], resp_buf: &mut [u8]) -> Result<usize, __rt::DispatchError> {
             match method_id {
                 #arms
