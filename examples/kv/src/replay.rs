@@ -142,7 +142,7 @@ pub fn generate(spec: &ReplaySpec) -> Result<Vec<Vec<u8>>, ReplayError> {
     );
     let mut buf = vec![0u8; PAYLOAD_OFFSET + ccfg.max_packet_len().max(2048)];
     let mut frames: Vec<Vec<u8>> = Vec::with_capacity(spec.count + 2);
-    let names: Vec<String> = (0..spec.keys.max(1)).map(|k| format!("key-{k}")).collect();
+    let names: Vec<String> = (0..spec.keys.max(1)).map(key_name).collect();
     let mut payload = vec![0u8; spec.value_size + spec.user.len() + 256];
     let method = match spec.op {
         ReplayOp::Get => kv::Method::Get,
@@ -351,6 +351,22 @@ pub fn read_pcap<R: Read>(input: R) -> Result<Vec<Vec<u8>>, ReplayError> {
     Ok(frames)
 }
 
+/// The name of key `i` in recorded requests (`key-0`, `key-1`, ...).
+pub fn key_name(i: usize) -> String {
+    format!("key-{i}")
+}
+
+/// Fills `store` with the keys a recording with `keys` distinct keys names, each
+/// holding `value_size` bytes, so that replayed GETs hit (a GET of a missing key is
+/// answered too, but copies no value). Existing values are overwritten.
+pub fn preload(store: &crate::server::Store, keys: usize, value_size: usize) {
+    let mut map = store.write().unwrap_or_else(|e| e.into_inner());
+    for i in 0..keys {
+        let value = (0..value_size).map(|j| (i + j) as u8).collect();
+        map.insert(key_name(i).into_bytes(), value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,6 +426,40 @@ mod tests {
         assert_eq!(parsed[1].0.session, session);
         // Deterministic: the same spec gives the same bytes.
         assert_eq!(generate(&spec).unwrap(), generate(&spec).unwrap());
+    }
+
+    #[test]
+    fn preloaded_store_answers_every_recorded_get() {
+        let spec = ReplaySpec {
+            count: 200,
+            keys: 16,
+            ..ReplaySpec::default()
+        };
+        let parsed = round_trip(&spec);
+        let store = Store::default();
+        let mut handler = crate::server::Handler { store: &store };
+        let mut resp = vec![0u8; 256];
+        let mut found = |store_keys: usize| {
+            preload(&store, store_keys, 24);
+            parsed[2..]
+                .iter()
+                .filter(|(h, payload)| {
+                    let n =
+                        kv::dispatch(&mut handler, h.method, payload, &mut resp).expect("dispatch");
+                    let r = kv::client::decode_get(&resp[..n]).expect("a GetResponse");
+                    assert_eq!(r.found, !r.value.is_empty());
+                    r.found && r.value.len() == 24
+                })
+                .count()
+        };
+        // A store without the keys misses every one; preloaded, every GET hits.
+        assert_eq!(found(0), 0);
+        // Without the last key: every request naming it (round robin) misses.
+        let last = (0..spec.count)
+            .filter(|i| i % spec.keys == spec.keys - 1)
+            .count();
+        assert_eq!(found(spec.keys - 1), spec.count - last);
+        assert_eq!(found(spec.keys), spec.count);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! kv-server: the seed's KV service on the flatrpc dataplane.
 //!
-//!   kv-server --config server.toml [--stats-period 1] [--json]
+//!   kv-server --config server.toml [--stats-period 1] [--json] [--preload N [--preload-value-size B]]
 //!   kv-server --attach SOCKET [--threads N] [--json]
 //!
 //! With `--attach`, kv-server is an application process of a host dataplane
@@ -49,6 +49,13 @@ struct Args {
     /// Print the final counters as one JSON line.
     #[arg(long)]
     json: bool,
+    /// Start with keys `key-0 ..` (as kv-pcap and kv-client name them) already stored,
+    /// e.g. so that a replayed GET recording hits.
+    #[arg(long, default_value_t = 0)]
+    preload: usize,
+    /// Value size of the preloaded keys, bytes.
+    #[arg(long, default_value_t = 32, requires = "preload")]
+    preload_value_size: usize,
 }
 
 #[derive(serde::Serialize)]
@@ -74,13 +81,12 @@ fn sum(cores: &[CoreSnapshot<ServerStats>]) -> ServerStats {
     t
 }
 
-fn run_attached(socket: &std::path::Path, threads: u16, json: bool) -> Result<()> {
+fn run_attached(socket: &std::path::Path, threads: u16, json: bool, store: Store) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("installing a signal handler")?;
     }
-    let store = Store::default();
     let results: Vec<Result<AttachedServerStats>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
@@ -125,8 +131,10 @@ fn run_attached(socket: &std::path::Path, threads: u16, json: bool) -> Result<()
 }
 
 fn run(args: Args) -> Result<()> {
+    let store = Store::default();
+    kv_example::replay::preload(&store, args.preload, args.preload_value_size);
     if let Some(socket) = &args.attach {
-        return run_attached(socket, args.threads, args.json);
+        return run_attached(socket, args.threads, args.json, store);
     }
     let config = args
         .config
@@ -141,7 +149,6 @@ fn run(args: Args) -> Result<()> {
             .context("installing a signal handler")?;
     }
     let shared = kv::ServerShared::default();
-    let store = Store::default();
     let engine = Engine::start(&cfg, &kv_example::engine_spec(), Arc::clone(&stop), |i| {
         let init = InitCtx {
             now: 0,
