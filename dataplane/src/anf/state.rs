@@ -20,7 +20,8 @@ use super::hash::FastState;
 /// Implemented for the key types generated code uses (`Vec<u8>` looked up by `[u8]`,
 /// integers, `bool`, pairs, options) and a few more; another key type gets the `Eq`
 /// comparison with an empty `impl KeyEq for MyKey {}`. An implementation must return
-/// exactly what `==` returns.
+/// exactly what `==` returns. (The impls are listed, not a blanket `impl<Q: Eq>`: that
+/// would overlap the `[u8]` one, and stable Rust has no specialisation.)
 pub trait KeyEq: Eq {
     /// `self == other`.
     #[inline]
@@ -30,8 +31,8 @@ pub trait KeyEq: Eq {
 }
 
 /// Byte-string equality without a `memcmp` call for lengths up to 16: two overlapping
-/// 8-byte (9..=16 bytes) or 4-byte (4..=8 bytes) loads per side cover every byte;
-/// below 4 bytes the first, middle and last bytes do. Longer strings use slice equality.
+/// 8-byte (8..=16 bytes), 4-byte (4..=7) or 2-byte (2..=3) loads per side cover every
+/// byte; a 1-byte string is its byte. Longer strings use slice equality.
 #[inline(always)]
 fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
@@ -72,17 +73,23 @@ fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
             _ => false,
         };
     }
-    // 0..=3 bytes: positions 0, n/2 and n-1 cover them all.
-    let pick = |s: &[u8]| -> u32 {
-        if n == 0 {
-            return 0;
-        }
-        let first = s.first().copied().unwrap_or(0);
-        let mid = s.get(n / 2).copied().unwrap_or(0);
-        let last = s.get(n - 1).copied().unwrap_or(0);
-        (u32::from(first) << 16) | (u32::from(mid) << 8) | u32::from(last)
-    };
-    pick(a) == pick(b)
+    // 2..=3 bytes: two overlapping 2-byte loads; 0..=1: the byte itself.
+    if n >= 2 {
+        return match (
+            a.first_chunk::<2>(),
+            a.last_chunk::<2>(),
+            b.first_chunk::<2>(),
+            b.last_chunk::<2>(),
+        ) {
+            (Some(af), Some(al), Some(bf), Some(bl)) => {
+                ((u16::from_ne_bytes(*af) ^ u16::from_ne_bytes(*bf))
+                    | (u16::from_ne_bytes(*al) ^ u16::from_ne_bytes(*bl)))
+                    == 0
+            }
+            _ => false,
+        };
+    }
+    a.first() == b.first()
 }
 
 impl KeyEq for [u8] {
@@ -499,6 +506,23 @@ mod tests {
     }
 
     #[test]
+    fn lookup_hashes_as_the_owned_key() {
+        use std::hash::BuildHasher;
+        let state = FastState::with_seed(7);
+        for n in 0..=40usize {
+            let owned = base_key(n);
+            assert_eq!(
+                state.hash_one(Lookup(&owned[..])),
+                state.hash_one(&owned),
+                "len {n}"
+            );
+        }
+        let pair = (b"alice".to_vec(), 3i64);
+        assert_eq!(state.hash_one(Lookup(&pair)), state.hash_one(&pair));
+        assert_eq!(state.hash_one(Lookup(&5u64)), state.hash_one(5u64));
+    }
+
+    #[test]
     fn key_eq_agrees_with_eq_for_composite_keys() {
         let k = |s: &str, i: i64| (s.as_bytes().to_vec(), i);
         assert!(k("alice", 1).key_eq(&k("alice", 1)));
@@ -511,7 +535,9 @@ mod tests {
         assert!(!String::from("bob").key_eq(&String::from("bobby")));
         assert!(!(1u8, true, 'x').key_eq(&(1u8, true, 'y')));
         assert!([1u32, 2].key_eq(&[1, 2]));
-        assert!(!(&[1u32, 2]).key_eq(&&[1, 3]));
+        let (x, y): (&[u32; 2], &[u32; 2]) = (&[1, 2], &[1, 3]);
+        assert!(!<&[u32; 2] as KeyEq>::key_eq(&x, &y));
+        assert!(<&[u32; 2] as KeyEq>::key_eq(&x, &x));
     }
 
     /// `b` is `a` with a few bytes changed, or an unrelated string (often equal when short).
