@@ -1,17 +1,202 @@
 //! Bounded element state: [`StateMap`] (hash map with a capacity and counted
 //! evictions), [`StateVec`] (vector with a capacity and counted refusals) and the
-//! [`Shared`] wrapper of `@consistency(strong)` state. Must not allocate on lookups.
+//! [`Shared`] wrapper of `@consistency(strong)` state, plus [`KeyEq`], the key equality
+//! `StateMap` lookups use. Must not allocate on lookups, and must not compare a short
+//! byte key through an out-of-line `memcmp` call (every RPC looks up its user name in
+//! several maps).
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use hashbrown::{Equivalent, HashMap};
 
 use super::hash::FastState;
 
+/// Key equality as [`StateMap`] lookups compare keys: the same relation as `Eq`, but
+/// byte strings of up to 16 bytes compare inline (a length check and two overlapping
+/// word loads per side) instead of through `<[u8] as PartialEq>`, which calls `memcmp`.
+///
+/// Implemented for the key types generated code uses (`Vec<u8>` looked up by `[u8]`,
+/// integers, `bool`, pairs, options) and a few more; another key type gets the `Eq`
+/// comparison with an empty `impl KeyEq for MyKey {}`. An implementation must return
+/// exactly what `==` returns. (The impls are listed, not a blanket `impl<Q: Eq>`: that
+/// would overlap the `[u8]` one, and stable Rust has no specialisation.)
+pub trait KeyEq: Eq {
+    /// `self == other`.
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        self == other
+    }
+}
+
+/// Byte-string equality without a `memcmp` call for lengths up to 16: two overlapping
+/// 8-byte (8..=16 bytes), 4-byte (4..=7) or 2-byte (2..=3) loads per side cover every
+/// byte; a 1-byte string is its byte. Longer strings use slice equality.
+#[inline(always)]
+fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n > 16 {
+        return a == b;
+    }
+    // Native-endian loads: only equality is asked, so the byte order does not matter.
+    if n >= 8 {
+        return match (
+            a.first_chunk::<8>(),
+            a.last_chunk::<8>(),
+            b.first_chunk::<8>(),
+            b.last_chunk::<8>(),
+        ) {
+            (Some(af), Some(al), Some(bf), Some(bl)) => {
+                ((u64::from_ne_bytes(*af) ^ u64::from_ne_bytes(*bf))
+                    | (u64::from_ne_bytes(*al) ^ u64::from_ne_bytes(*bl)))
+                    == 0
+            }
+            _ => false,
+        };
+    }
+    if n >= 4 {
+        return match (
+            a.first_chunk::<4>(),
+            a.last_chunk::<4>(),
+            b.first_chunk::<4>(),
+            b.last_chunk::<4>(),
+        ) {
+            (Some(af), Some(al), Some(bf), Some(bl)) => {
+                ((u32::from_ne_bytes(*af) ^ u32::from_ne_bytes(*bf))
+                    | (u32::from_ne_bytes(*al) ^ u32::from_ne_bytes(*bl)))
+                    == 0
+            }
+            _ => false,
+        };
+    }
+    // 2..=3 bytes: two overlapping 2-byte loads; 0..=1: the byte itself.
+    if n >= 2 {
+        return match (
+            a.first_chunk::<2>(),
+            a.last_chunk::<2>(),
+            b.first_chunk::<2>(),
+            b.last_chunk::<2>(),
+        ) {
+            (Some(af), Some(al), Some(bf), Some(bl)) => {
+                ((u16::from_ne_bytes(*af) ^ u16::from_ne_bytes(*bf))
+                    | (u16::from_ne_bytes(*al) ^ u16::from_ne_bytes(*bl)))
+                    == 0
+            }
+            _ => false,
+        };
+    }
+    a.first() == b.first()
+}
+
+impl KeyEq for [u8] {
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        bytes_eq(self, other)
+    }
+}
+
+impl KeyEq for Vec<u8> {
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        bytes_eq(self, other)
+    }
+}
+
+impl KeyEq for str {
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        bytes_eq(self.as_bytes(), other.as_bytes())
+    }
+}
+
+impl KeyEq for String {
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        bytes_eq(self.as_bytes(), other.as_bytes())
+    }
+}
+
+macro_rules! key_eq_by_eq {
+    ($($t:ty),* $(,)?) => { $(impl KeyEq for $t {})* };
+}
+
+key_eq_by_eq!(u8, u16, u32, u64, u128, usize);
+key_eq_by_eq!(i8, i16, i32, i64, i128, isize);
+key_eq_by_eq!(bool, char, ());
+
+impl<T: KeyEq + ?Sized> KeyEq for &T {
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        (**self).key_eq(*other)
+    }
+}
+
+impl<T: KeyEq + ?Sized> KeyEq for Box<T> {
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        (**self).key_eq(other)
+    }
+}
+
+impl<T: KeyEq> KeyEq for Option<T> {
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Some(a), Some(b)) => a.key_eq(b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+impl<A: KeyEq, B: KeyEq> KeyEq for (A, B) {
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        self.0.key_eq(&other.0) && self.1.key_eq(&other.1)
+    }
+}
+
+impl<A: KeyEq, B: KeyEq, C: KeyEq> KeyEq for (A, B, C) {
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        self.0.key_eq(&other.0) && self.1.key_eq(&other.1) && self.2.key_eq(&other.2)
+    }
+}
+
+impl<T: KeyEq, const N: usize> KeyEq for [T; N] {
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        self.iter().zip(other).all(|(a, b)| a.key_eq(b))
+    }
+}
+
+/// A borrowed key as the hash table sees it during a lookup: it hashes exactly as `Q`
+/// does, hence as the owned key `K` does (`Borrow`'s contract), and compares through
+/// [`KeyEq`]. (hashbrown's blanket `Equivalent` impl would compare with `Eq`.)
+struct Lookup<'a, Q: ?Sized>(&'a Q);
+
+impl<Q: Hash + ?Sized> Hash for Lookup<'_, Q> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl<Q: KeyEq + ?Sized, K: Borrow<Q>> Equivalent<K> for Lookup<'_, Q> {
+    #[inline]
+    fn equivalent(&self, key: &K) -> bool {
+        self.0.key_eq(key.borrow())
+    }
+}
+
 /// A hash map holding at most `capacity` entries. Inserting a new key into a full map
 /// first evicts an arbitrary eighth of the entries (amortised O(1) per insert) and
-/// counts them in [`StateMap::evictions`].
+/// counts them in [`StateMap::evictions`]. Lookups by a borrowed key compare through
+/// [`KeyEq`].
 #[derive(Debug, Clone)]
 pub struct StateMap<K, V> {
     map: HashMap<K, V, FastState>,
@@ -34,9 +219,9 @@ impl<K: Eq + Hash, V> StateMap<K, V> {
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + KeyEq + ?Sized,
     {
-        self.map.get(key)
+        self.map.get(&Lookup(key))
     }
 
     /// The value of `key`, writable in place (one lookup for read-modify-write).
@@ -44,9 +229,19 @@ impl<K: Eq + Hash, V> StateMap<K, V> {
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + KeyEq + ?Sized,
     {
-        self.map.get_mut(key)
+        self.map.get_mut(&Lookup(key))
+    }
+
+    /// `true` when `key` has a value.
+    #[inline]
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + KeyEq + ?Sized,
+    {
+        self.map.contains_key(&Lookup(key))
     }
 
     /// Sets `key` to `value`; allocates an owned key only when `key` is new.
@@ -54,9 +249,9 @@ impl<K: Eq + Hash, V> StateMap<K, V> {
     pub fn set<Q>(&mut self, key: &Q, value: V)
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        Q: Hash + KeyEq + ToOwned<Owned = K> + ?Sized,
     {
-        if let Some(slot) = self.map.get_mut(key) {
+        if let Some(slot) = self.map.get_mut(&Lookup(key)) {
             *slot = value;
             return;
         }
@@ -77,9 +272,9 @@ impl<K: Eq + Hash, V> StateMap<K, V> {
     pub fn delete<Q>(&mut self, key: &Q)
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + KeyEq + ?Sized,
     {
-        self.map.remove(key);
+        self.map.remove(&Lookup(key));
     }
 
     fn make_room(&mut self) {
@@ -237,6 +432,7 @@ pub fn write_lock<T>(s: &Shared<T>) -> RwLockWriteGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn map_bounded_with_counted_evictions() {
@@ -251,6 +447,223 @@ mod tests {
         assert_eq!(m.get(&[99u8][..]), Some(&5));
         m.delete(&[99u8][..]);
         assert_eq!(m.get(&[99u8][..]), None);
+    }
+
+    /// A key of `n` distinct, non-zero bytes.
+    fn base_key(n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|i| (i as u8).wrapping_mul(37).wrapping_add(11))
+            .collect()
+    }
+
+    #[test]
+    fn short_compare_matches_slice_eq_at_every_length_and_position() {
+        for n in 0..=40usize {
+            let a = base_key(n);
+            let same = a.clone();
+            assert!(a[..].key_eq(&same[..]), "len {n} equal");
+            assert!(a.key_eq(&same), "len {n} equal (Vec)");
+            // A difference in each single byte, including the ones both overlapping
+            // loads read, with low, high and all bits flipped.
+            for i in 0..n {
+                for flip in [0x01u8, 0x80, 0xff] {
+                    let mut b = a.clone();
+                    b[i] ^= flip;
+                    assert_eq!(a[..].key_eq(&b[..]), a == b, "len {n} byte {i}");
+                    assert!(!a[..].key_eq(&b[..]), "len {n} byte {i} flip {flip:#x}");
+                    assert!(!b.key_eq(&a), "len {n} byte {i} flip {flip:#x} (Vec)");
+                }
+            }
+            // Same bytes, different lengths (a trailing zero, a dropped last byte).
+            let mut longer = a.clone();
+            longer.push(0);
+            assert!(!a[..].key_eq(&longer[..]), "len {n} vs {}", n + 1);
+            assert!(!longer[..].key_eq(&a[..]), "len {} vs {n}", n + 1);
+            if let Some((_, shorter)) = a.split_last() {
+                assert!(!a[..].key_eq(shorter), "len {n} vs {}", n - 1);
+            }
+        }
+    }
+
+    #[test]
+    fn map_lookups_see_every_single_byte_difference() {
+        let mut m: StateMap<Vec<u8>, usize> = StateMap::new(1 << 12);
+        for n in 0..=40usize {
+            m.set(&base_key(n)[..], n);
+        }
+        for n in 0..=40usize {
+            let a = base_key(n);
+            assert_eq!(m.get(&a[..]), Some(&n));
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x20;
+                assert_eq!(m.get(&b[..]), None, "len {n} byte {i}");
+                assert_eq!(m.get_mut(&b[..]), None, "len {n} byte {i}");
+                assert!(!m.contains_key(&b[..]), "len {n} byte {i}");
+            }
+        }
+        assert_eq!(m.len(), 41);
+    }
+
+    #[test]
+    fn lookup_hashes_as_the_owned_key() {
+        use std::hash::BuildHasher;
+        let state = FastState::with_seed(7);
+        for n in 0..=40usize {
+            let owned = base_key(n);
+            assert_eq!(
+                state.hash_one(Lookup(&owned[..])),
+                state.hash_one(&owned),
+                "len {n}"
+            );
+        }
+        let pair = (b"alice".to_vec(), 3i64);
+        assert_eq!(state.hash_one(Lookup(&pair)), state.hash_one(&pair));
+        assert_eq!(state.hash_one(Lookup(&5u64)), state.hash_one(5u64));
+    }
+
+    #[test]
+    fn key_eq_agrees_with_eq_for_composite_keys() {
+        let k = |s: &str, i: i64| (s.as_bytes().to_vec(), i);
+        assert!(k("alice", 1).key_eq(&k("alice", 1)));
+        assert!(!k("alice", 1).key_eq(&k("alicf", 1)));
+        assert!(!k("alice", 1).key_eq(&k("alice", 2)));
+        assert!(Some(3u64).key_eq(&Some(3)));
+        assert!(!Some(3u64).key_eq(&None));
+        assert!(None::<u64>.key_eq(&None));
+        assert!("bob".key_eq("bob"));
+        assert!(!String::from("bob").key_eq(&String::from("bobby")));
+        assert!(!(1u8, true, 'x').key_eq(&(1u8, true, 'y')));
+        assert!([1u32, 2].key_eq(&[1, 2]));
+        let (x, y): (&[u32; 2], &[u32; 2]) = (&[1, 2], &[1, 3]);
+        assert!(!<&[u32; 2] as KeyEq>::key_eq(&x, &y));
+        assert!(<&[u32; 2] as KeyEq>::key_eq(&x, &x));
+    }
+
+    /// `b` is `a` with a few bytes changed, or an unrelated string (often equal when short).
+    fn key_pair() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+        let near = (
+            proptest::collection::vec(any::<u8>(), 0..=40),
+            proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+        )
+            .prop_map(|(a, edits)| {
+                let mut b = a.clone();
+                for (at, x) in edits {
+                    if let Some(byte) = b.get_mut(at % a.len().max(1)) {
+                        *byte ^= x;
+                    }
+                }
+                (a, b)
+            });
+        let far = (
+            proptest::collection::vec(0u8..2, 0..=20),
+            proptest::collection::vec(0u8..2, 0..=20),
+        );
+        prop_oneof![near, far]
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Get(Vec<u8>),
+        GetMut(Vec<u8>, u64),
+        Set(Vec<u8>, u64),
+        Delete(Vec<u8>),
+    }
+
+    /// Short keys over a small alphabet, so that sequences revisit keys often.
+    fn short_key() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(0u8..3, 0..=3),
+            proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b')], 4..=16),
+            proptest::collection::vec(any::<u8>(), 0..=24),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            short_key().prop_map(Op::Get),
+            (short_key(), any::<u64>()).prop_map(|(k, v)| Op::GetMut(k, v)),
+            (short_key(), any::<u64>()).prop_map(|(k, v)| Op::Set(k, v)),
+            short_key().prop_map(Op::Delete),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn short_compare_is_slice_eq((a, b) in key_pair()) {
+            prop_assert_eq!(a[..].key_eq(&b[..]), a == b);
+            prop_assert_eq!(b.key_eq(&a), a == b);
+        }
+
+        #[test]
+        fn map_behaves_like_std_hashmap(ops in proptest::collection::vec(op(), 0..300)) {
+            let mut m: StateMap<Vec<u8>, u64> = StateMap::new(1024);
+            let mut model: std::collections::HashMap<Vec<u8>, u64> = Default::default();
+            for op in ops {
+                match op {
+                    Op::Get(k) => prop_assert_eq!(m.get(&k[..]), model.get(&k)),
+                    Op::GetMut(k, v) => {
+                        let got = m.get_mut(&k[..]).map(|slot| {
+                            let old = *slot;
+                            *slot = v;
+                            old
+                        });
+                        let want = model.get_mut(&k).map(|slot| std::mem::replace(slot, v));
+                        prop_assert_eq!(got, want);
+                    }
+                    Op::Set(k, v) => {
+                        m.set(&k[..], v);
+                        model.insert(k, v);
+                    }
+                    Op::Delete(k) => {
+                        m.delete(&k[..]);
+                        model.remove(&k);
+                    }
+                }
+                prop_assert_eq!(m.len(), model.len());
+            }
+            prop_assert_eq!(m.evictions(), 0);
+            let mut got: Vec<(Vec<u8>, u64)> = m.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            let mut want: Vec<(Vec<u8>, u64)> = model.into_iter().collect();
+            got.sort();
+            want.sort();
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn map_bounded_and_evictions_counted(
+            capacity in 1usize..24,
+            ops in proptest::collection::vec((short_key(), any::<u64>(), 0u8..8), 0..300),
+        ) {
+            let mut m: StateMap<Vec<u8>, u64> = StateMap::new(capacity);
+            // Every key set and not deleted since, with its last value: the map holds a
+            // subset of it (the rest was evicted).
+            let mut model: std::collections::HashMap<Vec<u8>, u64> = Default::default();
+            for (k, v, kind) in ops {
+                let (len, evictions) = (m.len(), m.evictions());
+                if kind == 0 {
+                    let present = m.contains_key(&k[..]);
+                    m.delete(&k[..]);
+                    model.remove(&k);
+                    prop_assert_eq!(m.len(), len - usize::from(present));
+                    prop_assert_eq!(m.get(&k[..]), None);
+                    prop_assert_eq!(m.evictions(), evictions);
+                } else {
+                    let new = !m.contains_key(&k[..]);
+                    m.set(&k[..], v);
+                    model.insert(k.clone(), v);
+                    // A new key into a full map evicts exactly an eighth (at least one).
+                    let evicted = if new && len == capacity { (capacity / 8).max(1) } else { 0 };
+                    prop_assert_eq!(m.evictions() - evictions, evicted as u64);
+                    prop_assert_eq!(m.len(), len + usize::from(new) - evicted);
+                    prop_assert_eq!(m.get(&k[..]), Some(&v));
+                }
+                prop_assert!(m.len() <= capacity);
+                for (mk, mv) in m.iter() {
+                    prop_assert_eq!(model.get(mk), Some(mv));
+                }
+            }
+        }
     }
 
     #[test]
