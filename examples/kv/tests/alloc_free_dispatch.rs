@@ -1,67 +1,22 @@
 //! The KV handler answers GETs and SETs of an existing key through `kv::dispatch`
-//! without touching the heap: a counting global allocator (this test binary's own)
+//! without touching the heap: a counting global allocator (the workspace's, tests/counting_alloc)
 //! counts the allocations made on the test's thread during 1,000 GETs and SETs after a
 //! warm-up. Owns nothing else; must not run the engine or a port.
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
 use dataplane::anf::EncodeError;
 use kv::KvService;
 use kv_example::kv;
 use kv_example::server::{Handler, Store};
 
-struct Counting;
-
-thread_local! {
-    /// Allocations (and reallocations) made by this thread while `COUNTING` is set.
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note_alloc() {
-    // `try_with`: thread-locals may already be gone while a thread exits.
-    let _ = COUNTING.try_with(|on| {
-        if on.get() {
-            let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls (the counters
-// are const-initialised thread-locals without destructors, so counting never allocates).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        note_alloc();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        note_alloc();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        note_alloc();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+// The workspace's per-thread counting allocator, this binary's global allocator.
+#[path = "../../../tests/counting_alloc/mod.rs"]
+mod counting_alloc;
 
 /// Heap allocations `f` makes on this thread.
 fn allocations(f: impl FnOnce()) -> u64 {
-    ALLOCS.with(|n| n.set(0));
-    COUNTING.with(|on| on.set(true));
+    let before = counting_alloc::allocs();
     f();
-    COUNTING.with(|on| on.set(false));
-    ALLOCS.with(|n| n.get())
+    counting_alloc::allocs() - before
 }
 
 fn encoded(len: usize, enc: impl FnOnce(&mut [u8]) -> Result<usize, EncodeError>) -> Vec<u8> {
