@@ -30,6 +30,22 @@ pub trait KeyEq: Eq {
     }
 }
 
+/// Whether the first `N` and the last `N` bytes of `a` and `b` (each at least `N` long)
+/// are equal: two fixed-size compares per side, which the compiler does as word
+/// compares, combined without a branch.
+#[inline(always)]
+fn ends_eq<const N: usize>(a: &[u8], b: &[u8]) -> bool {
+    match (
+        a.first_chunk::<N>(),
+        a.last_chunk::<N>(),
+        b.first_chunk::<N>(),
+        b.last_chunk::<N>(),
+    ) {
+        (Some(af), Some(al), Some(bf), Some(bl)) => (af == bf) & (al == bl),
+        _ => false,
+    }
+}
+
 /// Byte-string equality without a `memcmp` call for lengths up to 16: two overlapping
 /// 8-byte (8..=16 bytes), 4-byte (4..=7) or 2-byte (2..=3) loads per side cover every
 /// byte; a 1-byte string is its byte. Longer strings use slice equality.
@@ -42,52 +58,15 @@ fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     if n > 16 {
         return a == b;
     }
-    // Native-endian loads: only equality is asked, so the byte order does not matter.
     if n >= 8 {
-        return match (
-            a.first_chunk::<8>(),
-            a.last_chunk::<8>(),
-            b.first_chunk::<8>(),
-            b.last_chunk::<8>(),
-        ) {
-            (Some(af), Some(al), Some(bf), Some(bl)) => {
-                ((u64::from_ne_bytes(*af) ^ u64::from_ne_bytes(*bf))
-                    | (u64::from_ne_bytes(*al) ^ u64::from_ne_bytes(*bl)))
-                    == 0
-            }
-            _ => false,
-        };
+        return ends_eq::<8>(a, b);
     }
     if n >= 4 {
-        return match (
-            a.first_chunk::<4>(),
-            a.last_chunk::<4>(),
-            b.first_chunk::<4>(),
-            b.last_chunk::<4>(),
-        ) {
-            (Some(af), Some(al), Some(bf), Some(bl)) => {
-                ((u32::from_ne_bytes(*af) ^ u32::from_ne_bytes(*bf))
-                    | (u32::from_ne_bytes(*al) ^ u32::from_ne_bytes(*bl)))
-                    == 0
-            }
-            _ => false,
-        };
+        return ends_eq::<4>(a, b);
     }
     // 2..=3 bytes: two overlapping 2-byte loads; 0..=1: the byte itself.
     if n >= 2 {
-        return match (
-            a.first_chunk::<2>(),
-            a.last_chunk::<2>(),
-            b.first_chunk::<2>(),
-            b.last_chunk::<2>(),
-        ) {
-            (Some(af), Some(al), Some(bf), Some(bl)) => {
-                ((u16::from_ne_bytes(*af) ^ u16::from_ne_bytes(*bf))
-                    | (u16::from_ne_bytes(*al) ^ u16::from_ne_bytes(*bl)))
-                    == 0
-            }
-            _ => false,
-        };
+        return ends_eq::<2>(a, b);
     }
     a.first() == b.first()
 }
