@@ -75,7 +75,7 @@ fn main() {
     let store = Store::default();
     let mut resp = vec![0u8; 4096];
     for (name, len) in [("key-32", 32), ("key-1k", 1024)] {
-        let mut h = Handler { store: &store };
+        let mut h = Handler::new(&store);
         kv::dispatch(&mut h, kv::Method::Set.id(), &set(name, len), &mut resp).expect("stored");
     }
     let cases = [
@@ -95,13 +95,8 @@ fn main() {
     for (label, m, req) in &cases {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
-            ours.push(time(&mut Handler { store: &store }, *m, req, &mut resp));
-            theirs.push(time(
-                &mut Owned(Handler { store: &store }),
-                *m,
-                req,
-                &mut resp,
-            ));
+            ours.push(time(&mut Handler::new(&store), *m, req, &mut resp));
+            theirs.push(time(&mut Owned(Handler::new(&store)), *m, req, &mut resp));
         }
         let (a, b) = (median(ours), median(theirs));
         println!("{label:<30} {a:>8.1}ns {b:>8.1}ns {:>7.2}", a / b);

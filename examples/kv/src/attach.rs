@@ -96,7 +96,7 @@ pub fn serve_attached(
     on_event(&format!("attached as channel {}", ch.channel_id()));
     let mut st = AttachedServerStats::default();
     loop {
-        let mut handler = Handler { store };
+        let mut handler = Handler::new(store);
         let r = ch.serve_until(stop, |method, req, resp| {
             if method == kv::Method::Set.id() {
                 st.sets += 1;

@@ -360,7 +360,7 @@ pub fn key_name(i: usize) -> String {
 /// holding `value_size` bytes, so that replayed GETs hit (a GET of a missing key is
 /// answered too, but copies no value). Existing values are overwritten.
 pub fn preload(store: &crate::server::Store, keys: usize, value_size: usize) {
-    let mut map = store.write().unwrap_or_else(|e| e.into_inner());
+    let mut map = store.write();
     for i in 0..keys {
         let value = (0..value_size).map(|j| (i + j) as u8).collect();
         map.insert(key_name(i).into_bytes(), value);
@@ -437,7 +437,7 @@ mod tests {
         };
         let parsed = round_trip(&spec);
         let store = Store::default();
-        let mut handler = crate::server::Handler { store: &store };
+        let mut handler = crate::server::Handler::new(&store);
         let mut resp = vec![0u8; 256];
         let mut found = |store_keys: usize| {
             preload(&store, store_keys, 24);
@@ -599,5 +599,54 @@ mod tests {
             let s = app.stats();
             assert_eq!(s.set_duplicates, 0);
         }
+    }
+
+    /// `KvServer` keeps the store's read lock from a pass's first GET until the engine
+    /// calls `poll` at the end of the pass, and answers the same meanwhile.
+    #[test]
+    fn the_server_holds_the_read_lock_for_one_pass() {
+        let spec = ReplaySpec {
+            count: 64,
+            ..ReplaySpec::default()
+        };
+        let frames = generate(&spec).unwrap();
+        let mut server: Endpoint<Peer> =
+            Endpoint::new(server_transport(spec.tag_seed), crate::class_table()).unwrap();
+        let tables = kv::Tables {
+            firewall_rules: vec![("alice".into(), "allow".into())],
+        };
+        let shared = kv::ServerShared::default();
+        let init = InitCtx { now: 0, seed: 1 };
+        let store = Store::default();
+        preload(&store, spec.keys, 8);
+        let mut app = KvServer::new(
+            kv::ServerPipeline::new(&shared, &tables, &init),
+            std::sync::Arc::clone(&store),
+        );
+        let now = Instant::from_nanos(1_000_000);
+        for f in &frames {
+            let _ = server.handle_packet(now, client_peer(), &f[PAYLOAD_OFFSET..]);
+        }
+        let mut reqs = Vec::<(RequestRef, Vec<u8>)>::new();
+        while let Some(ev) = server.poll_event() {
+            if let Event::Request { req, payload, .. } = ev {
+                reqs.push((req, payload.to_vec()));
+            }
+        }
+        assert_eq!(reqs.len(), spec.count);
+        let mut found = 0;
+        for (i, (req, mut p)) in reqs.into_iter().enumerate() {
+            let mut resp = [0u8; 512];
+            let Answer::Respond(n) =
+                app.on_request(now.as_nanos(), req, client_peer(), &mut p, &mut resp)
+            else {
+                panic!("GET {i} not answered");
+            };
+            found += usize::from(kv::client::decode_get(&resp[..n]).unwrap().found);
+            assert!(store.try_write().is_none(), "lock released inside the pass");
+        }
+        assert_eq!(found, spec.count);
+        assert!(app.poll(now.as_nanos(), &mut server));
+        assert!(store.try_write().is_some(), "lock kept after the pass");
     }
 }

@@ -29,7 +29,7 @@ fn encoded(len: usize, enc: impl FnOnce(&mut [u8]) -> Result<usize, EncodeError>
 #[test]
 fn gets_and_sets_of_an_existing_key_do_not_allocate() {
     let store = Store::default();
-    let mut handler = Handler { store: &store };
+    let mut handler = Handler::new(&store);
     let value = vec![0x5au8; 512];
     let set = kv::SetRequest {
         user: "alice".into(),

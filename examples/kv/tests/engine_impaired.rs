@@ -173,11 +173,7 @@ fn a_1mib_value_crosses_a_lossy_link() -> Result<()> {
     })();
     let cores = server.stop_and_join()?;
     result?;
-    let stored = store
-        .read()
-        .map_err(|_| anyhow::anyhow!("store poisoned"))?
-        .get(&b"key-0".to_vec())
-        .cloned();
+    let stored = store.read().get(&b"key-0".to_vec()).cloned();
     ensure!(
         stored.as_deref() == Some(value_of(0, 1 << 20).as_slice()),
         "the stored value differs"
