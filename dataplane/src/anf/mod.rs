@@ -44,8 +44,8 @@ pub use ctx::{
 pub use errors::{AppError, DecodeError, DispatchError, EncodeError, SetError, ViewError};
 pub use hash::{FastHasher, FastState};
 pub use rng::FastRng;
-pub use state::KeyEq;
 pub use state::{read_lock, write_lock, Shared, StateMap, StateVec};
+pub use state::{KeyEq, KeyLookup};
 pub use verdict::{ElementCounters, ErrorReply, PipelineCounters, TransportClass, Verdict};
 
 /// Re-exported so generated `Tables` structs can derive `Deserialize` while naming only

@@ -155,17 +155,19 @@ impl<T: KeyEq, const N: usize> KeyEq for [T; N] {
 
 /// A borrowed key as the hash table sees it during a lookup: it hashes exactly as `Q`
 /// does, hence as the owned key `K` does (`Borrow`'s contract), and compares through
-/// [`KeyEq`]. (hashbrown's blanket `Equivalent` impl would compare with `Eq`.)
-struct Lookup<'a, Q: ?Sized>(&'a Q);
+/// [`KeyEq`]. (hashbrown's blanket `Equivalent` impl would compare with `Eq`.) Public
+/// for applications' own hashbrown maps keyed by byte strings (the KV store:
+/// `map.get(&KeyLookup(name))`).
+pub struct KeyLookup<'a, Q: ?Sized>(pub &'a Q);
 
-impl<Q: Hash + ?Sized> Hash for Lookup<'_, Q> {
+impl<Q: Hash + ?Sized> Hash for KeyLookup<'_, Q> {
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.0.hash(state);
     }
 }
 
-impl<Q: KeyEq + ?Sized, K: Borrow<Q>> Equivalent<K> for Lookup<'_, Q> {
+impl<Q: KeyEq + ?Sized, K: Borrow<Q>> Equivalent<K> for KeyLookup<'_, Q> {
     #[inline]
     fn equivalent(&self, key: &K) -> bool {
         self.0.key_eq(key.borrow())
@@ -200,7 +202,7 @@ impl<K: Eq + Hash, V> StateMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + KeyEq + ?Sized,
     {
-        self.map.get(&Lookup(key))
+        self.map.get(&KeyLookup(key))
     }
 
     /// The value of `key`, writable in place (one lookup for read-modify-write).
@@ -210,7 +212,7 @@ impl<K: Eq + Hash, V> StateMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + KeyEq + ?Sized,
     {
-        self.map.get_mut(&Lookup(key))
+        self.map.get_mut(&KeyLookup(key))
     }
 
     /// `true` when `key` has a value.
@@ -220,7 +222,7 @@ impl<K: Eq + Hash, V> StateMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + KeyEq + ?Sized,
     {
-        self.map.contains_key(&Lookup(key))
+        self.map.contains_key(&KeyLookup(key))
     }
 
     /// Sets `key` to `value`; allocates an owned key only when `key` is new.
@@ -230,7 +232,7 @@ impl<K: Eq + Hash, V> StateMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + KeyEq + ToOwned<Owned = K> + ?Sized,
     {
-        if let Some(slot) = self.map.get_mut(&Lookup(key)) {
+        if let Some(slot) = self.map.get_mut(&KeyLookup(key)) {
             *slot = value;
             return;
         }
@@ -253,7 +255,7 @@ impl<K: Eq + Hash, V> StateMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + KeyEq + ?Sized,
     {
-        self.map.remove(&Lookup(key));
+        self.map.remove(&KeyLookup(key));
     }
 
     fn make_room(&mut self) {
@@ -491,14 +493,14 @@ mod tests {
         for n in 0..=40usize {
             let owned = base_key(n);
             assert_eq!(
-                state.hash_one(Lookup(&owned[..])),
+                state.hash_one(KeyLookup(&owned[..])),
                 state.hash_one(&owned),
                 "len {n}"
             );
         }
         let pair = (b"alice".to_vec(), 3i64);
-        assert_eq!(state.hash_one(Lookup(&pair)), state.hash_one(&pair));
-        assert_eq!(state.hash_one(Lookup(&5u64)), state.hash_one(5u64));
+        assert_eq!(state.hash_one(KeyLookup(&pair)), state.hash_one(&pair));
+        assert_eq!(state.hash_one(KeyLookup(&5u64)), state.hash_one(5u64));
     }
 
     #[test]
