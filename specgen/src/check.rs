@@ -70,6 +70,7 @@ fn resolve(spec: Spec) -> Result<(Model, Vec<Lowered>)> {
         &spec.service.name,
         spec.service.span,
     )?;
+    crate::names::check_schema(&spec, &schema)?;
     let methods = &schema.service.methods;
     let method_list = methods
         .iter()
@@ -257,6 +258,8 @@ fn resolve(spec: Spec) -> Result<(Model, Vec<Lowered>)> {
         }
         v.config = true;
     }
+
+    crate::names::check_elements(&spec, &schema, &elements)?;
 
     // Lower handlers.
     let rt: TokenStream = quote::quote!(__rt);
