@@ -253,7 +253,7 @@ impl Ctx<'_> {
             snakes.add(Namespace::Value, &m.snake, origin)?;
             let variant = service::variant_name(m);
             let origin = Origin {
-                what: format!("the `Method` variant of rpc `{}`", m.name),
+                what: format!("the `Method` variant `{variant}` of rpc `{}`", m.name),
                 at: at.clone(),
                 primary: variant == m.name,
                 hint: "rename the rpc".into(),
