@@ -325,8 +325,12 @@ impl Ctx<'_> {
                 let origin = field_origin(f, what, acc == f.name);
                 ident(&acc, &origin)?;
                 fields.add(Namespace::Value, &acc, origin.clone())?;
-                view.add(Namespace::Value, &acc, origin.clone())?;
-                mutv.add(Namespace::Value, &acc, origin)?;
+                if messages::has_view_accessor(f) {
+                    view.add(Namespace::Value, &acc, origin.clone())?;
+                }
+                if messages::has_mut_accessor(f) {
+                    mutv.add(Namespace::Value, &acc, origin)?;
+                }
             }
             for f in &m.fields {
                 if messages::has_raw(f) {

@@ -116,6 +116,18 @@ pub fn has_raw(f: &Field) -> bool {
     !inline(f.kind, f.repeated)
 }
 
+/// Whether `MView` has the [`accessor_name`] of `f` (every field that is not repeated;
+/// a repeated one is read through its raw accessor).
+pub fn has_view_accessor(f: &Field) -> bool {
+    !f.repeated
+}
+
+/// Whether `MMut` has the [`accessor_name`] and the [`setter_name`] of `f` (inline
+/// fields and single strings/bytes).
+pub fn has_mut_accessor(f: &Field) -> bool {
+    has_setter(f)
+}
+
 /// Whether `MMut` has [`setter_name`] for `f` (inline fields and single strings/bytes).
 pub fn has_setter(f: &Field) -> bool {
     inline(f.kind, f.repeated) || (matches!(f.kind, Kind::Str | Kind::Bytes) && !f.repeated)
