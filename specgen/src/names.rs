@@ -241,6 +241,9 @@ impl Ctx<'_> {
         let methods = &self.schema.service.methods;
         let mut snakes = Scope::default();
         let mut variants = Scope::default();
+        variants.fixed(Namespace::Type, service::METHOD_MEMBERS, |n| {
+            format!("`Method::{n}`, which the generated `Method` enum has")
+        });
         let mut trait_fns = Scope::default();
         for m in methods {
             let at = self.proto_at(&m.loc);

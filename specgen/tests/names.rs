@@ -138,6 +138,12 @@ fn registered_names_are_exactly_what_codegen_emits() {
         }
         assert_eq!(actual, expected, "{}: module items", spec.display());
 
+        assert_eq!(
+            impl_members(&items, "Method"),
+            set(service::METHOD_MEMBERS.iter().copied()),
+            "{}: Method",
+            spec.display()
+        );
         for mi in codegen::reachable(&model) {
             let m = &model.schema.messages[mi];
             let mut view = set(messages::VIEW_MEMBERS.iter().copied());

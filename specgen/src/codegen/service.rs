@@ -22,6 +22,10 @@ use super::messages::{names as msg_names, ref_name};
 /// a local of its name next to these parameters and locals.
 pub const PIPELINE_RESERVED: &[&str] = &["counters", "refused", "rng", "shared", "tables", "init"];
 
+/// Associated items of the `Method` enum; a variant of the same name would shadow one
+/// (`Method::ALL` would name the variant).
+pub const METHOD_MEMBERS: &[&str] = &["ALL", "from_id", "id", "name"];
+
 /// The `Method` variant of `m`: `Get`.
 pub fn variant_name(m: &Method) -> String {
     camel(&m.name)
