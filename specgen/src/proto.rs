@@ -486,6 +486,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn source_info_spans_become_byte_spans() {
+        let text = "ab\ncdef\ngh";
+        assert_eq!(span_of(text, &[1, 1, 3]), Some(Span::new(4, 6)));
+        assert_eq!(span_of(text, &[0, 1, 2, 1]), Some(Span::new(1, 9)));
+        // Columns past the end of their line are clamped to it.
+        assert_eq!(span_of(text, &[0, 0, 99]), Some(Span::new(0, 2)));
+        // Lines past the end, negative numbers and malformed spans give nothing.
+        assert_eq!(span_of(text, &[7, 0, 1]), None);
+        assert_eq!(span_of(text, &[-1, 0, 1]), None);
+        assert_eq!(span_of(text, &[0, 0]), None);
+        assert_eq!(span_of(text, &[]), None);
+    }
+
+    #[test]
     fn case_conversions() {
         assert_eq!(snake("GetUser"), "get_user");
         assert_eq!(snake("Get"), "get");
