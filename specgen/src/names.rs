@@ -8,12 +8,19 @@
 //!
 //! Reject, not mangle. Fields already mangle Rust keywords (`type` becomes `type_`),
 //! and that stays: it is how a proto written for other languages gets a usable
-//! accessor, and existing users call those accessors. Everything this pass adds is a
-//! case where the generated module did not compile at all, so no user depends on its
-//! names; mangling one side of a collision (say `GetView` into `GetView_`, or the second
+//! accessor, and existing users call those accessors (two fields that collide after
+//! that mangling, `type` and `type_`, never get here: protox rejects their equal JSON
+//! names; the check below is a backstop). Nearly everything this pass adds is a case
+//! where the generated module did not compile, so no user depends on its names, and
+//! mangling one side of a collision (`GetView` into `GetView_`, or the second
 //! `get_into`) would hand out names nobody can guess from the .proto and that change
 //! when an unrelated message is added. A diagnostic on the declaration that asks for a
 //! rename is clearer, and keeps generated names a pure function of one declaration.
+//! Three rejections are stricter than "does not compile", on purpose: an rpc `ALL`
+//! compiled but its variant hid `Method::ALL`; a message `Box`, `String` or `Vec`
+//! compiled only while no field made the generated code use that std type; an element
+//! named like a local of the pipelines' `new` (`init`, `tables`, `shared`) compiled
+//! only when it came last. Each would break on an unrelated edit of the spec.
 
 use std::collections::HashMap;
 
