@@ -1,7 +1,10 @@
-//! Compiles corpus.spec into $OUT_DIR/corpus.rs.
+//! Compiles corpus.spec into $OUT_DIR/corpus.rs and near_miss.spec (names close to
+//! what specgen generates) into $OUT_DIR/near_miss.rs.
 
 fn main() {
-    if let Err(e) = specgen::compile("corpus.spec") {
-        panic!("specgen failed:\n{}", e.render());
+    for spec in ["corpus.spec", "near_miss.spec"] {
+        if let Err(e) = specgen::compile(spec) {
+            panic!("specgen failed on {spec}:\n{}", e.render());
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Resolves a spec into a [`Model`]: loads the proto and the element files, resolves
 //! methods, transports, chains and config state, types element state, and lowers every
 //! handler that some chain uses (which type-checks it and records field accesses).
+//! Runs the name pass (`crate::names`) on the schema and on the elements, so that
+//! colliding or unusable generated names are reported on their declaration.
 //! Every error is a located [`Diag`]. Must not lay out messages or print code.
 
 use std::collections::BTreeMap;
@@ -70,6 +72,7 @@ fn resolve(spec: Spec) -> Result<(Model, Vec<Lowered>)> {
         &spec.service.name,
         spec.service.span,
     )?;
+    crate::names::check_schema(&spec, &schema)?;
     let methods = &schema.service.methods;
     let method_list = methods
         .iter()
@@ -257,6 +260,8 @@ fn resolve(spec: Spec) -> Result<(Model, Vec<Lowered>)> {
         }
         v.config = true;
     }
+
+    crate::names::check_elements(&spec, &schema, &elements)?;
 
     // Lower handlers.
     let rt: TokenStream = quote::quote!(__rt);

@@ -37,6 +37,7 @@ pub mod layout;
 pub mod lexer;
 pub mod lower;
 pub mod model;
+pub mod names;
 pub mod proto;
 pub mod spec;
 pub mod types;

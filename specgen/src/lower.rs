@@ -1784,15 +1784,78 @@ pub fn state_ident(name: &str) -> proc_macro2::Ident {
 
 /// Rust keywords, and names of generated view methods, that fields cannot use as is.
 pub fn is_keyword(s: &str) -> bool {
+    is_rust_keyword(s)
+        || matches!(
+            s,
+            // Methods of generated views and messages:
+            "len"
+                | "is_empty"
+                | "new_checked"
+                | "as_bytes"
+                | "as_view"
+                | "decode"
+                | "encode"
+                | "encoded_len"
+                | "from_bytes"
+        )
+}
+
+/// Rust keywords (strict and reserved, every edition): not usable as identifiers.
+pub fn is_rust_keyword(s: &str) -> bool {
     matches!(
         s,
-        "as" | "break" | "const" | "continue" | "crate" | "else" | "enum" | "extern" | "false" | "fn" | "for" | "if" | "impl" | "in"
-            | "let" | "loop" | "match" | "mod" | "move" | "mut" | "pub" | "ref" | "return" | "self" | "Self" | "static" | "struct"
-            | "super" | "trait" | "true" | "type" | "unsafe" | "use" | "where" | "while" | "async" | "await" | "dyn" | "abstract"
-            | "become" | "box" | "do" | "final" | "macro" | "override" | "priv" | "typeof" | "unsized" | "virtual" | "yield"
-            | "try" | "gen" | "union"
-            // Methods of generated views and messages:
-            | "len" | "is_empty" | "new_checked" | "as_bytes" | "as_view" | "decode" | "encode" | "encoded_len" | "from_bytes"
+        "as" | "break"
+            | "const"
+            | "continue"
+            | "crate"
+            | "else"
+            | "enum"
+            | "extern"
+            | "false"
+            | "fn"
+            | "for"
+            | "if"
+            | "impl"
+            | "in"
+            | "let"
+            | "loop"
+            | "match"
+            | "mod"
+            | "move"
+            | "mut"
+            | "pub"
+            | "ref"
+            | "return"
+            | "self"
+            | "Self"
+            | "static"
+            | "struct"
+            | "super"
+            | "trait"
+            | "true"
+            | "type"
+            | "unsafe"
+            | "use"
+            | "where"
+            | "while"
+            | "async"
+            | "await"
+            | "dyn"
+            | "abstract"
+            | "become"
+            | "box"
+            | "do"
+            | "final"
+            | "macro"
+            | "override"
+            | "priv"
+            | "typeof"
+            | "unsized"
+            | "virtual"
+            | "yield"
+            | "try"
+            | "gen"
+            | "union"
     )
 }
 

@@ -1,6 +1,7 @@
 //! Loads the `.proto` with protox (a maintained pure-Rust protobuf compiler) and turns
 //! its descriptors into the small schema model the layout and code generator use.
-//! Must not parse .proto text itself.
+//! Must not parse .proto text itself: declarations are located through the source
+//! info protox records (so name checks can point at the offending line of the .proto).
 
 use std::path::Path;
 
@@ -73,11 +74,23 @@ impl Kind {
     }
 }
 
+/// Where a declaration is in a .proto file (the span of its name when protox recorded
+/// one, else of the whole declaration).
+#[derive(Debug, Clone)]
+pub struct Loc {
+    /// The .proto file.
+    pub source: Source,
+    /// The declaration.
+    pub span: Span,
+}
+
 /// One field.
 #[derive(Debug, Clone)]
 pub struct Field {
     /// Proto name.
     pub name: String,
+    /// Declaration in the .proto (None for files not on disk, e.g. well-known types).
+    pub loc: Option<Loc>,
     /// Field number.
     pub number: i32,
     /// Kind.
@@ -93,6 +106,10 @@ pub struct Field {
 pub struct Message {
     /// `pkg.Outer.Inner`
     pub full_name: String,
+    /// `Outer.Inner` (the name without the package)
+    pub name: String,
+    /// Declaration in the .proto.
+    pub loc: Option<Loc>,
     /// `OuterInner`
     pub rust_name: String,
     /// Fields in declaration order.
@@ -104,6 +121,8 @@ pub struct Message {
 pub struct Method {
     /// Proto name (`Get`).
     pub name: String,
+    /// Declaration in the .proto.
+    pub loc: Option<Loc>,
     /// snake_case (`get`), as used in specs and generated fns.
     pub snake: String,
     /// 1-based id in declaration order.
@@ -121,6 +140,8 @@ pub struct Service {
     pub name: String,
     /// `kv.KvService`
     pub full_name: String,
+    /// Declaration in the .proto.
+    pub loc: Option<Loc>,
     /// Methods in declaration order.
     pub methods: Vec<Method>,
 }
@@ -189,31 +210,93 @@ pub fn load(
     let file = proto_path.file_name().map(Path::new).unwrap_or(proto_path);
     let fds =
         protox::compile([file], [dir]).map_err(|e| Error::Proto(e.to_string(), Box::new(e)))?;
-    build(&fds, spec, proto_span, service, service_span)
+    // The text of every file on disk, so declarations can be located in it (files that
+    // protox supplies itself, such as the well-known types, have none).
+    let sources: Vec<Option<Source>> = fds
+        .file
+        .iter()
+        .map(|f| {
+            let name = f.name();
+            let path = dir.join(name);
+            std::fs::read_to_string(&path)
+                .ok()
+                .map(|text| Source::new(name, path, text))
+        })
+        .collect();
+    build(&fds, &sources, spec, proto_span, service, service_span)
+}
+
+/// Finds the declaration at `path` (a source-info path such as `[4, 0]` for the first
+/// message) in file `file`: the span of its name (`path + [1]`) when recorded, else of
+/// the whole declaration.
+fn locate(
+    fds: &FileDescriptorSet,
+    sources: &[Option<Source>],
+    file: usize,
+    path: &[i32],
+) -> Option<Loc> {
+    let source = sources.get(file)?.as_ref()?;
+    let info = fds.file.get(file)?.source_code_info.as_ref()?;
+    let mut name_path = path.to_vec();
+    name_path.push(1);
+    let loc = info
+        .location
+        .iter()
+        .find(|l| l.path == name_path)
+        .or_else(|| info.location.iter().find(|l| l.path == path))?;
+    let span = span_of(&source.text, &loc.span)?;
+    Some(Loc {
+        source: source.clone(),
+        span,
+    })
+}
+
+/// Byte span of a source-info span (`[line, col, end_col]` or `[line, col, end_line,
+/// end_col]`, 0-based; protox counts columns in bytes). Clamped to the text.
+fn span_of(text: &str, span: &[i32]) -> Option<Span> {
+    let (sl, sc, el, ec) = match *span {
+        [sl, sc, ec] => (sl, sc, sl, ec),
+        [sl, sc, el, ec] => (sl, sc, el, ec),
+        _ => return None,
+    };
+    let offset = |line: i32, col: i32| -> Option<usize> {
+        let line = usize::try_from(line).ok()?;
+        let col = usize::try_from(col).ok()?;
+        let start = if line == 0 {
+            0
+        } else {
+            text.match_indices('\n').nth(line - 1)?.0 + 1
+        };
+        let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        Some((start + col).min(end))
+    };
+    Some(Span::new(offset(sl, sc)?, offset(el, ec)?))
 }
 
 fn build(
     fds: &FileDescriptorSet,
+    sources: &[Option<Source>],
     spec: &Source,
     proto_span: Span,
     service: &str,
     service_span: Span,
 ) -> Result<Schema, Error> {
     let mut messages = Vec::new();
-    let mut raw: Vec<(String, &DescriptorProto, String)> = Vec::new();
-    for f in &fds.file {
+    let mut raw: Vec<Raw<'_>> = Vec::new();
+    for (fi, f) in fds.file.iter().enumerate() {
         let pkg = f.package.clone().unwrap_or_default();
-        for m in &f.message_type {
-            collect(&pkg, "", m, &mut raw);
+        for (i, m) in f.message_type.iter().enumerate() {
+            collect(&pkg, "", m, fi, vec![4, to_i32(i)], &mut raw);
         }
     }
     let index = |type_name: &str| {
         raw.iter()
-            .position(|(full, _, _)| type_name.trim_start_matches('.') == full)
+            .position(|r| type_name.trim_start_matches('.') == r.full)
     };
-    for (full, d, rust) in &raw {
+    for r in &raw {
+        let (full, d, rust) = (&r.full, r.desc, &r.rust);
         let mut fields = Vec::new();
-        for f in &d.field {
+        for (k, f) in d.field.iter().enumerate() {
             let name = f.name.clone().unwrap_or_default();
             let repeated = f.label() == Label::Repeated;
             let (kind, proto_type) = match f.r#type() {
@@ -258,7 +341,10 @@ fn build(
                     .into())
                 }
             };
+            let mut path = r.path.clone();
+            path.extend([2, to_i32(k)]);
             fields.push(Field {
+                loc: locate(fds, sources, r.file, &path),
                 name,
                 number: f.number(),
                 kind,
@@ -268,15 +354,17 @@ fn build(
         }
         messages.push(Message {
             full_name: full.clone(),
+            name: r.rel.clone(),
+            loc: locate(fds, sources, r.file, &r.path),
             rust_name: rust.clone(),
             fields,
         });
     }
     let mut found = None;
     let mut available = Vec::new();
-    for f in &fds.file {
+    for (fi, f) in fds.file.iter().enumerate() {
         let pkg = f.package.clone().unwrap_or_default();
-        for s in &f.service {
+        for (si, s) in f.service.iter().enumerate() {
             let name = s.name.clone().unwrap_or_default();
             let full = if pkg.is_empty() {
                 name.clone()
@@ -285,11 +373,11 @@ fn build(
             };
             available.push(full.clone());
             if service == name || service == full {
-                found = Some((name, full, s));
+                found = Some((name, full, s, fi, vec![6, to_i32(si)]));
             }
         }
     }
-    let Some((name, full_name, sd)) = found else {
+    let Some((name, full_name, sd, sfile, spath)) = found else {
         return Err(Diag::new(
             spec,
             service_span,
@@ -320,7 +408,10 @@ fn build(
             .ok_or_else(|| Diag::new(spec, service_span, "unknown output type", ""))?;
         let id = u16::try_from(i + 1)
             .map_err(|_| Diag::new(spec, service_span, "too many methods", "at most 65535"))?;
+        let mut path = spath.clone();
+        path.extend([2, to_i32(i)]);
         methods.push(Method {
+            loc: locate(fds, sources, sfile, &path),
             snake: snake(&mname),
             name: mname,
             id,
@@ -331,6 +422,7 @@ fn build(
     Ok(Schema {
         messages,
         service: Service {
+            loc: locate(fds, sources, sfile, &spath),
             name,
             full_name,
             methods,
@@ -338,11 +430,29 @@ fn build(
     })
 }
 
+/// A message found in the descriptors, before its fields are resolved.
+struct Raw<'a> {
+    full: String,
+    rel: String,
+    rust: String,
+    desc: &'a DescriptorProto,
+    /// Index of its file in the descriptor set.
+    file: usize,
+    /// Its source-info path in that file.
+    path: Vec<i32>,
+}
+
+fn to_i32(i: usize) -> i32 {
+    i32::try_from(i).unwrap_or(i32::MAX)
+}
+
 fn collect<'a>(
     pkg: &str,
     outer: &str,
     m: &'a DescriptorProto,
-    out: &mut Vec<(String, &'a DescriptorProto, String)>,
+    file: usize,
+    path: Vec<i32>,
+    out: &mut Vec<Raw<'a>>,
 ) {
     let name = m.name.clone().unwrap_or_default();
     let rel = if outer.is_empty() {
@@ -355,15 +465,39 @@ fn collect<'a>(
     } else {
         format!("{pkg}.{rel}")
     };
-    out.push((full, m, camel(&rel)));
-    for n in &m.nested_type {
-        collect(pkg, &rel, n, out);
+    let rust = camel(&rel);
+    out.push(Raw {
+        full,
+        rel: rel.clone(),
+        rust,
+        desc: m,
+        file,
+        path: path.clone(),
+    });
+    for (j, n) in m.nested_type.iter().enumerate() {
+        let mut p = path.clone();
+        p.extend([3, to_i32(j)]);
+        collect(pkg, &rel, n, file, p, out);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_info_spans_become_byte_spans() {
+        let text = "ab\ncdef\ngh";
+        assert_eq!(span_of(text, &[1, 1, 3]), Some(Span::new(4, 6)));
+        assert_eq!(span_of(text, &[0, 1, 2, 1]), Some(Span::new(1, 9)));
+        // Columns past the end of their line are clamped to it.
+        assert_eq!(span_of(text, &[0, 0, 99]), Some(Span::new(0, 2)));
+        // Lines past the end, negative numbers and malformed spans give nothing.
+        assert_eq!(span_of(text, &[7, 0, 1]), None);
+        assert_eq!(span_of(text, &[-1, 0, 1]), None);
+        assert_eq!(span_of(text, &[0, 0]), None);
+        assert_eq!(span_of(text, &[]), None);
+    }
 
     #[test]
     fn case_conversions() {

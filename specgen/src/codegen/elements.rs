@@ -12,15 +12,30 @@ use crate::model::{ElementInfo, Model, StateVar};
 use crate::proto::camel;
 use crate::types::Ty;
 
+/// Fields of every element's `...Shared` struct besides its strong state.
+pub const SHARED_FIELDS: &[&str] = &["init_done"];
+
+/// The module-level types of element `name`: `Firewall`, `FirewallShared`.
+pub fn type_names(name: &str) -> (String, String) {
+    let c = camel(name);
+    let shared = format!("{c}Shared");
+    (c, shared)
+}
+
 /// `Firewall`, `FirewallShared`.
 pub fn names(el: &ElementInfo) -> (Ident, Ident) {
-    let c = camel(&el.name);
-    (format_ident!("{}", c), format_ident!("{}Shared", c))
+    let (c, s) = type_names(&el.name);
+    (format_ident!("{}", c), format_ident!("{}", s))
+}
+
+/// Field name of a config table in `Tables`.
+pub fn table_field_name(element: &str, var: &str) -> String {
+    format!("{element}_{var}")
 }
 
 /// Field name of a config table in `Tables`.
 pub fn table_field(el: &ElementInfo, var: &StateVar) -> Ident {
-    format_ident!("{}_{}", el.name, var.name)
+    format_ident!("{}", table_field_name(&el.name, &var.name))
 }
 
 fn default_value(v: &StateVar, rt: &TokenStream) -> TokenStream {
@@ -138,7 +153,7 @@ pub fn element(model: &Model, low: &Lowered) -> TokenStream {
         let Some(msg) = model.schema.messages.get(msg_i) else {
             continue;
         };
-        let mutv = format_ident!("{}Mut", msg.rust_name);
+        let (_, _, mutv) = super::messages::names(msg);
         let line = match dir {
             Dir::Req => el.ast.req.as_ref().map(|h| h.span),
             _ => el.ast.resp.as_ref().map(|h| h.span),

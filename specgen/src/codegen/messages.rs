@@ -61,18 +61,76 @@ pub fn shared() -> TokenStream {
     }
 }
 
+/// The module-level types generated per message `M`, as (suffix, what it is): `M`,
+/// `MView`, `MMut`, `MRef`. A new per-message item is registered here, so that
+/// `crate::names` checks it for collisions.
+pub const MESSAGE_TYPES: [(&str, &str); 4] = [
+    ("", "the owned struct"),
+    ("View", "the view type"),
+    ("Mut", "the mutable view type"),
+    ("Ref", "the borrowed twin"),
+];
+
+/// Members of every `MView` impl (its fields' accessors come on top).
+pub const VIEW_MEMBERS: &[&str] = &["FIXED_LEN", "new_checked", "as_bytes", "len"];
+
+/// Members of every `MMut` impl (its fields' accessors and setters come on top).
+pub const MUT_MEMBERS: &[&str] = &["new_checked", "as_view", "len"];
+
+/// Name of a generated type of `m`: `suffix` is one of [`MESSAGE_TYPES`]' suffixes.
+pub fn type_name(m: &Message, suffix: &str) -> String {
+    format!("{}{suffix}", m.rust_name)
+}
+
 /// The borrowed twin's name: `GetResponseRef`.
 pub fn ref_name(m: &Message) -> Ident {
-    format_ident!("{}Ref", m.rust_name)
+    format_ident!("{}", type_name(m, "Ref"))
 }
 
 /// `GetRequestView` etc.
 pub fn names(m: &Message) -> (Ident, Ident, Ident) {
     (
-        format_ident!("{}", m.rust_name),
-        format_ident!("{}View", m.rust_name),
-        format_ident!("{}Mut", m.rust_name),
+        format_ident!("{}", type_name(m, "")),
+        format_ident!("{}", type_name(m, "View")),
+        format_ident!("{}", type_name(m, "Mut")),
     )
+}
+
+/// Accessor of field `name` (views, `MMut`) and its name in `M` / `MRef`.
+pub fn accessor_name(name: &str) -> String {
+    field_ident_str(name)
+}
+
+/// `MView`'s raw-slot accessor of a field that is not inline.
+pub fn raw_name(name: &str) -> String {
+    format!("{name}_raw")
+}
+
+/// `MMut`'s setter of a field.
+pub fn setter_name(name: &str) -> String {
+    format!("set_{name}")
+}
+
+/// Whether `MView` has [`raw_name`] for `f` (every field that is not inline).
+pub fn has_raw(f: &Field) -> bool {
+    !inline(f.kind, f.repeated)
+}
+
+/// Whether `MView` has the [`accessor_name`] of `f` (every field that is not repeated;
+/// a repeated one is read through its raw accessor).
+pub fn has_view_accessor(f: &Field) -> bool {
+    !f.repeated
+}
+
+/// Whether `MMut` has the [`accessor_name`] and the [`setter_name`] of `f` (inline
+/// fields and single strings/bytes).
+pub fn has_mut_accessor(f: &Field) -> bool {
+    has_setter(f)
+}
+
+/// Whether `MMut` has [`setter_name`] for `f` (inline fields and single strings/bytes).
+pub fn has_setter(f: &Field) -> bool {
+    inline(f.kind, f.repeated) || (matches!(f.kind, Kind::Str | Kind::Bytes) && !f.repeated)
 }
 
 fn scalar_rust(kind: Kind) -> TokenStream {
@@ -169,9 +227,9 @@ pub fn message(schema: &Schema, mi: usize, layout: &MsgLayout) -> TokenStream {
         };
         let at = slot.offset;
         let fname = f.name.as_str();
-        let id = format_ident!("{}", field_ident_str(fname));
-        let raw = format_ident!("{}_raw", fname);
-        let setter = format_ident!("set_{}", fname);
+        let id = format_ident!("{}", accessor_name(fname));
+        let raw = format_ident!("{}", raw_name(fname));
+        let setter = format_ident!("{}", setter_name(fname));
         let doc = doc_of(schema, f, at, slot.size, slot.hot, &slot.why);
         if inline(f.kind, f.repeated) {
             let t = scalar_rust(f.kind);

@@ -16,9 +16,63 @@ use crate::layout::MsgLayout;
 use crate::model::Model;
 use crate::spec::Side;
 
+/// A namespace of Rust items (a type and a function of one name can coexist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Namespace {
+    /// Types, traits, modules, `use` names.
+    Type,
+    /// Functions and constants.
+    Value,
+    /// `macro_rules!` macros.
+    Macro,
+}
+
+/// Every module-level item the generated module defines whatever the spec says, with
+/// its namespace and the file that emits it. A new fixed item is registered HERE (a
+/// test checks the list against the generated KV module), so that `crate::names`
+/// rejects a spec whose own names would collide with it.
+pub const MODULE_ITEMS: &[(&str, Namespace)] = &[
+    // mod.rs
+    ("__rt", Namespace::Type),
+    ("__specgen_src", Namespace::Macro),
+    // service.rs: header
+    ("SERVICE_NAME", Namespace::Value),
+    ("SERVICE_ID", Namespace::Value),
+    ("Method", Namespace::Type),
+    ("transport", Namespace::Value),
+    ("Tables", Namespace::Type),
+    // messages.rs: shared
+    ("RefMsg", Namespace::Type),
+    ("RefSeq", Namespace::Type),
+    // service.rs: pipeline
+    ("ClientShared", Namespace::Type),
+    ("ClientPipeline", Namespace::Type),
+    ("ServerShared", Namespace::Type),
+    ("ServerPipeline", Namespace::Type),
+    // service.rs: stubs
+    ("Responder", Namespace::Type),
+    ("ResponseLen", Namespace::Type),
+    ("dispatch", Namespace::Value),
+    ("client", Namespace::Type),
+];
+
+/// Names from outside the module that generated code uses unqualified (the std prelude
+/// and the `std` crate): a module-level item of one of these names would shadow it.
+pub const IMPORTED_NAMES: &[&str] = &[
+    "std", "Option", "Result", "Vec", "String", "Box", "From", "Iterator", "Default", "Clone",
+    "Copy", "Sized",
+];
+
+/// Generic parameter of `dispatch<S: Trait>`: the server trait cannot be named so.
+pub const DISPATCH_GENERIC: &str = "S";
+
 /// Which messages the service reaches (requests, responses and what they nest).
 pub fn reachable(model: &Model) -> Vec<usize> {
-    let schema = &model.schema;
+    reachable_in(&model.schema)
+}
+
+/// [`reachable`] of a schema: the messages that get generated code.
+pub fn reachable_in(schema: &crate::proto::Schema) -> Vec<usize> {
     let mut out: Vec<usize> = Vec::new();
     for m in &schema.service.methods {
         for i in [m.input, m.output] {

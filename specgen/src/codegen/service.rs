@@ -8,13 +8,39 @@
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
+use crate::lower::field_ident_str;
 use crate::lower::{state_ident, Dir};
 use crate::model::Model;
-use crate::proto::camel;
+use crate::proto::{camel, Method, Service};
 use crate::spec::{Side, Transport};
 
 use super::elements::{names as el_names, table_field};
 use super::messages::{names as msg_names, ref_name};
+
+/// Names an element cannot have: `ClientPipeline` / `ServerPipeline` have one field per
+/// element, named after it, next to these fields, and their `new` binds each element to
+/// a local of its name next to these parameters and locals.
+pub const PIPELINE_RESERVED: &[&str] = &["counters", "refused", "rng", "shared", "tables", "init"];
+
+/// Associated items of the `Method` enum; a variant of the same name would shadow one
+/// (`Method::ALL` would name the variant).
+pub const METHOD_MEMBERS: &[&str] = &["ALL", "from_id", "id", "name"];
+
+/// The `Method` variant of `m`: `Get`.
+pub fn variant_name(m: &Method) -> String {
+    camel(&m.name)
+}
+
+/// The server trait's methods for `m`: the owned handler (`get`) and the one
+/// `dispatch` calls (`get_into`).
+pub fn trait_fn_names(m: &Method) -> [String; 2] {
+    [field_ident_str(&m.snake), format!("{}_into", m.snake)]
+}
+
+/// The server trait's name (the proto service's name, as is).
+pub fn trait_name(svc: &Service) -> String {
+    svc.name.clone()
+}
 
 /// FNV-1a of the full service name folded to 16 bits: the service id.
 pub fn service_id(full_name: &str) -> u16 {
@@ -41,7 +67,7 @@ pub fn header(model: &Model) -> TokenStream {
     let mut all = Vec::new();
     let mut transport_arms = TokenStream::new();
     for (mi, m) in svc.methods.iter().enumerate() {
-        let v = format_ident!("{}", camel(&m.name));
+        let v = format_ident!("{}", variant_name(m));
         let id = Literal::u16_unsuffixed(m.id);
         let (input, output) = (
             &model.schema.messages[m.input].full_name,
@@ -317,19 +343,19 @@ pub fn pipeline(model: &Model, side: Side, handlers: &[(usize, Dir, usize)]) -> 
 /// The server trait, `dispatch` and the client stubs.
 pub fn stubs(model: &Model) -> TokenStream {
     let svc = &model.schema.service;
-    let trait_name = format_ident!("{}", svc.name);
+    let trait_name = format_ident!("{}", trait_name(svc));
     let mut trait_fns = TokenStream::new();
     let mut arms = TokenStream::new();
     let mut client = TokenStream::new();
     let mut responders = TokenStream::new();
     let mut responded: Vec<usize> = Vec::new();
     for m in &svc.methods {
-        let f = format_ident!("{}", crate::lower::field_ident_str(&m.snake));
+        let [f, into] = trait_fn_names(m);
+        let (f, into) = (format_ident!("{}", f), format_ident!("{}", into));
         let (_, req_view, _) = msg_names(&model.schema.messages[m.input]);
         let (req_owned, _, _) = msg_names(&model.schema.messages[m.input]);
         let (resp_owned, _, _) = msg_names(&model.schema.messages[m.output]);
         let id = Literal::u16_unsuffixed(m.id);
-        let into = format_ident!("{}_into", m.snake);
         let doc = format!(" `rpc {}`", m.name);
         let doc_into = format!(
             " `rpc {}`, answered into the response buffer: what [`dispatch`] calls. The default calls [`Self::{f}`] and encodes its owned response; override it to encode a [`{}`] of borrowed data (`out.send(..)`) without allocating. An application error is returned as `DispatchError::App`.",
