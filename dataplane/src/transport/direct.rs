@@ -100,13 +100,7 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
     fn rx_in_place(&mut self, now: Instant, peer: A, bytes: &[u8]) -> Took {
         self.release_pending();
         let inline = self.events.is_empty();
-        match self.rx(now, peer, bytes, inline) {
-            Ok(t) => t,
-            Err(d) => {
-                self.last_drop = d;
-                Took::Dropped
-            }
-        }
+        self.rx(now, peer, bytes, inline)
     }
 
     /// Client: [`call`](Self::call) with the request's `len` payload bytes already in
