@@ -544,6 +544,19 @@ mod tests {
         assert!(make_loopable(&mut reqs, 32).is_ok());
     }
 
+    /// A fresh server endpoint with the recording's tag seed, and a KV server (alice
+    /// allowed) over `store`.
+    fn replay_server(spec: &ReplaySpec, store: Store) -> (Endpoint<Peer>, KvServer) {
+        let server = Endpoint::new(server_transport(spec.tag_seed), crate::class_table()).unwrap();
+        let tables = kv::Tables {
+            firewall_rules: vec![("alice".into(), "allow".into())],
+        };
+        let shared = kv::ServerShared::default();
+        let init = InitCtx { now: 0, seed: 1 };
+        let app = KvServer::new(kv::ServerPipeline::new(&shared, &tables, &init), store);
+        (server, app)
+    }
+
     /// The point of the pcap: a fresh server endpoint with the same tag seed runs the
     /// replayed requests — GETs and SETs alike, loop after loop.
     #[test]
@@ -555,17 +568,7 @@ mod tests {
                 ..ReplaySpec::default()
             };
             let frames = generate(&spec).unwrap();
-            let mut server: Endpoint<Peer> =
-                Endpoint::new(server_transport(spec.tag_seed), crate::class_table()).unwrap();
-            let tables = kv::Tables {
-                firewall_rules: vec![("alice".into(), "allow".into())],
-            };
-            let shared = kv::ServerShared::default();
-            let init = InitCtx { now: 0, seed: 1 };
-            let mut app = KvServer::new(
-                kv::ServerPipeline::new(&shared, &tables, &init),
-                Store::default(),
-            );
+            let (mut server, mut app) = replay_server(&spec, Store::default());
             let mut out = vec![0u8; 4096];
             let (mut answered, mut reqs) = (0, Vec::<(RequestRef, Vec<u8>)>::new());
             let loops = 3;
@@ -610,19 +613,9 @@ mod tests {
             ..ReplaySpec::default()
         };
         let frames = generate(&spec).unwrap();
-        let mut server: Endpoint<Peer> =
-            Endpoint::new(server_transport(spec.tag_seed), crate::class_table()).unwrap();
-        let tables = kv::Tables {
-            firewall_rules: vec![("alice".into(), "allow".into())],
-        };
-        let shared = kv::ServerShared::default();
-        let init = InitCtx { now: 0, seed: 1 };
         let store = Store::default();
         preload(&store, spec.keys, 8);
-        let mut app = KvServer::new(
-            kv::ServerPipeline::new(&shared, &tables, &init),
-            std::sync::Arc::clone(&store),
-        );
+        let (mut server, mut app) = replay_server(&spec, std::sync::Arc::clone(&store));
         let now = Instant::from_nanos(1_000_000);
         for f in &frames {
             let _ = server.handle_packet(now, client_peer(), &f[PAYLOAD_OFFSET..]);
