@@ -90,12 +90,10 @@ impl<A: Copy + Eq + Hash> Endpoint<A> {
         })
     }
 
-    /// The receive path of [`receive`](Self::receive), returning only a one-byte
-    /// outcome (a `Result` with the drop reason inside was spilled and reloaded whole
-    /// when this was a call: a store-forwarding stall per packet). Inlined: as a call,
-    /// its register saves and restores were 18 instructions per packet (callgrind),
-    /// and the transport bench's unreliable figure went from 15.9 to 15.2 ns when it
-    /// stopped being one (alternating runs).
+    /// The receive path of [`receive`](Self::receive): frees what the last event
+    /// borrowed and runs [`rx`](Self::rx), which returns a one-byte outcome. Inlined: as
+    /// a call, its register saves and restores were 18 instructions per packet
+    /// (callgrind).
     #[inline(always)]
     fn rx_in_place(&mut self, now: Instant, peer: A, bytes: &[u8]) -> Took {
         self.release_pending();
