@@ -4,9 +4,11 @@
 //! cores = [1]                      # polling cores, one queue each
 //!
 //! [port]
-//! backend = "afpacket"             # "dpdk" | "afpacket" | "tap"
+//! backend = "afpacket"             # "dpdk" | "afpacket" | "tap" | "pcap"
 //! iface = "fr-va"                  # afpacket / tap
 //! # eal = "--no-huge -m 256 --no-pci --vdev=net_af_packet0,iface=fr-va"   # dpdk
+//! # pcap = "requests.pcap"         # pcap: replayed round and round, sent frames dropped
+//! # rounds = 10                    # pcap: stop receiving after 10 rounds (default: never)
 //!
 //! [net]
 //! ip = "10.77.0.1"
@@ -65,6 +67,9 @@ pub enum BackendKind {
     Dpdk,
     Afpacket,
     Tap,
+    /// Replays a recording without end, as DPDK's `net_pcap,infinite_rx=1`, and drops
+    /// what is sent (see `port::replay`): the pipeline run without a device.
+    Pcap,
 }
 
 /// The AF_PACKET receive ring (see `port::afpacket::RxRing`).
@@ -89,6 +94,10 @@ pub struct PortConfig {
     pub device: Option<String>,
     /// afpacket: the receive ring, "v2" (default for RPCs: latency) or "v3".
     pub rx_ring: Option<RxRingKind>,
+    /// pcap: the Ethernet pcap replayed.
+    pub pcap: Option<std::path::PathBuf>,
+    /// pcap: rounds of the recording to replay (default: without end).
+    pub rounds: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -336,6 +345,37 @@ impl Config {
                     ));
                 }
             }
+            BackendKind::Pcap => {
+                if self
+                    .port
+                    .pcap
+                    .as_deref()
+                    .is_none_or(|p| p.as_os_str().is_empty())
+                {
+                    return Err(bad(
+                        "port.pcap",
+                        "the pcap backend needs a pcap file".into(),
+                    ));
+                }
+                if self.port.rounds == Some(0) {
+                    return Err(bad("port.rounds", "must be at least 1".into()));
+                }
+                if self.cores.len() != 1 {
+                    return Err(bad(
+                        "cores",
+                        "the pcap backend has one queue: give one core".into(),
+                    ));
+                }
+                let stray = [
+                    ("port.iface", self.port.iface.is_some()),
+                    ("port.eal", self.port.eal.is_some()),
+                    ("port.device", self.port.device.is_some()),
+                    ("port.rx_ring", self.port.rx_ring.is_some()),
+                ];
+                if let Some(&(key, _)) = stray.iter().find(|(_, set)| *set) {
+                    return Err(bad(key, "not used by the pcap backend".into()));
+                }
+            }
             BackendKind::Afpacket | BackendKind::Tap => {
                 match self.port.iface.as_deref() {
                     None | Some("") => {
@@ -361,6 +401,17 @@ impl Config {
                         "EAL arguments and device only apply to the dpdk backend".into(),
                     ));
                 }
+            }
+        }
+        if self.port.backend != BackendKind::Pcap {
+            if self.port.pcap.is_some() {
+                return Err(bad("port.pcap", "only applies to the pcap backend".into()));
+            }
+            if self.port.rounds.is_some() {
+                return Err(bad(
+                    "port.rounds",
+                    "only applies to the pcap backend".into(),
+                ));
             }
         }
         if self.net.ip.is_unspecified() || self.net.ip.is_broadcast() || self.net.ip.is_multicast()
@@ -558,6 +609,46 @@ rules = { alice = "allow" }
                 GOOD.replace("[net]", "[net]\nudp_checksum = \"none\""),
                 "udp_checksum",
             ),
+        ];
+        for (text, key) in cases {
+            let e = err(&text);
+            assert!(e.contains(key), "expected {key:?} in {e:?}");
+        }
+    }
+
+    #[test]
+    fn the_pcap_backend_takes_a_file_one_core_and_nothing_of_the_others() {
+        let pcap = GOOD.replace(
+            "backend = \"afpacket\"\niface = \"fr-va\"",
+            "backend = \"pcap\"\npcap = \"req.pcap\"",
+        );
+        let c = Config::parse(&pcap, "t.toml").unwrap();
+        assert_eq!(c.port.backend, BackendKind::Pcap);
+        assert_eq!(c.port.pcap, Some("req.pcap".into()));
+        assert_eq!(c.port.rounds, None);
+        let c = Config::parse(&pcap.replace("[net]", "rounds = 3\n[net]"), "t.toml").unwrap();
+        assert_eq!(c.port.rounds, Some(3));
+        let cases = [
+            (pcap.replace("pcap = \"req.pcap\"", ""), "port.pcap"),
+            (pcap.replace("\"req.pcap\"", "\"\""), "port.pcap"),
+            (pcap.replace("[net]", "rounds = 0\n[net]"), "port.rounds"),
+            (pcap.replace("[net]", "rounds = -1\n[net]"), "rounds"),
+            (pcap.replace("cores = [1]", "cores = [1, 2]"), "cores"),
+            (pcap.replace("[net]", "iface = \"x\"\n[net]"), "port.iface"),
+            (pcap.replace("[net]", "eal = \"-l 0\"\n[net]"), "port.eal"),
+            (
+                pcap.replace("[net]", "device = \"0\"\n[net]"),
+                "port.device",
+            ),
+            (
+                pcap.replace("[net]", "rx_ring = \"v3\"\n[net]"),
+                "port.rx_ring",
+            ),
+            (
+                GOOD.replace("[net]", "pcap = \"req.pcap\"\n[net]"),
+                "port.pcap",
+            ),
+            (GOOD.replace("[net]", "rounds = 2\n[net]"), "port.rounds"),
         ];
         for (text, key) in cases {
             let e = err(&text);

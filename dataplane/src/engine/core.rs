@@ -201,7 +201,8 @@ impl<P: Port, A: App> Core<P, A> {
         self.port
     }
 
-    /// One pass. Returns whether the application wants to go on.
+    /// One pass. Returns whether to go on: the application wants to, and the port has
+    /// more to receive.
     #[inline]
     pub fn poll_once(&mut self) -> bool {
         let now = self.clock.now();
@@ -221,7 +222,7 @@ impl<P: Port, A: App> Core<P, A> {
         if now.saturating_sub(self.published_at) >= PUBLISH_EVERY_NS {
             self.publish(now);
         }
-        go_on
+        go_on && !self.port.exhausted()
     }
 
     fn receive(&mut self, now: u64) -> usize {

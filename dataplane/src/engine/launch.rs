@@ -14,6 +14,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::config::{BackendKind, Config, RxRingKind, UdpChecksumMode};
 use crate::port::afpacket::{AfPacket, AfPacketConfig, RxRing};
+use crate::port::replay::ReplayPort;
 use crate::port::tap::{Tap, TapConfig};
 use crate::port::Port;
 use crate::stats::pcap::{Capture, CapturePort};
@@ -119,6 +120,22 @@ impl<A: App + 'static> Engine<A> {
                 let iface = cfg.port.iface.as_deref().unwrap_or_default();
                 let port = Tap::open(iface, &TapConfig::default())
                     .with_context(|| format!("opening tap {iface}"))?;
+                Self::spawn(
+                    cfg,
+                    &spec,
+                    stop,
+                    capture,
+                    vec![port],
+                    available,
+                    make_app,
+                    || Ok(()),
+                    false,
+                )
+            }
+            BackendKind::Pcap => {
+                // Validated: a file, one core.
+                let path = cfg.port.pcap.as_deref().unwrap_or(std::path::Path::new(""));
+                let port = ReplayPort::open(path, cfg.port.rounds)?;
                 Self::spawn(
                     cfg,
                     &spec,

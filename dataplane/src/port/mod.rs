@@ -15,6 +15,7 @@ pub mod afpacket;
 pub mod buf;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod replay;
 pub mod sim;
 pub mod tap;
 
@@ -146,4 +147,10 @@ pub trait Port: Send {
 
     /// Counters since the port was opened.
     fn stats(&self) -> PortStats;
+
+    /// Whether a finite source (a replay with a round limit) has nothing more to hand
+    /// out: the core polling it then stops. A device or a link never is.
+    fn exhausted(&self) -> bool {
+        false
+    }
 }

@@ -182,6 +182,10 @@ impl<P: Port> Port for CapturePort<P> {
     fn stats(&self) -> PortStats {
         self.inner.stats()
     }
+
+    fn exhausted(&self) -> bool {
+        self.inner.exhausted()
+    }
 }
 
 /// Could not write the capture file.

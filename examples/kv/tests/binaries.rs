@@ -1,6 +1,8 @@
 //! The real binaries: `kv-server` in one namespace answers `kv-client --json` from the
 //! other, and exits cleanly on SIGTERM printing its final counters (root; skips outside
-//! CI when not root). Bad arguments and configs fail with one error line.
+//! CI when not root). `kv-server` on the pcap backend serves a `kv-pcap` recording to the
+//! end and exits by itself (no root). Bad arguments and configs fail with one error
+//! line.
 
 mod harness;
 
@@ -13,6 +15,7 @@ use harness::{require_root, NetnsPair};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_kv-server");
 const CLIENT: &str = env!("CARGO_BIN_EXE_kv-client");
+const PCAP: &str = env!("CARGO_BIN_EXE_kv-pcap");
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> Result<std::path::PathBuf> {
     let p = dir.join(name);
@@ -138,6 +141,114 @@ fn kv_server_answers_kv_client_and_exits_cleanly_on_sigterm() -> Result<()> {
         "{fin}"
     );
     Ok(())
+}
+
+/// Runs `kv-server --json` on `config` with `args` and waits (bounded) for it to exit by
+/// itself; returns its final counters.
+fn kv_server_to_the_end(config: &std::path::Path, args: &[&str]) -> Result<serde_json::Value> {
+    let mut server = Command::new(SERVER)
+        .arg("--config")
+        .arg(config)
+        .arg("--json")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting kv-server")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = server.try_wait()? {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            let _ = server.wait();
+            bail!("kv-server did not finish the replay within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut server.stdout.take().context("stdout")?, &mut out)?;
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().context("stderr")?, &mut err)?;
+    ensure!(status.success(), "kv-server exited with {status}: {err}");
+    serde_json::from_str(out.lines().last().unwrap_or(""))
+        .with_context(|| format!("kv-server printed {out:?} and {err:?}"))
+}
+
+#[test]
+fn kv_server_serves_a_kv_pcap_recording_to_the_end_on_the_pcap_backend() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("flatrpc-kvreplay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = (|| -> Result<()> {
+        const ROUNDS: u64 = 3;
+        // (op, count, user, kv-server arguments)
+        let runs: [(&str, u64, &str, &[&str]); 3] = [
+            ("get", 64, "alice", &["--preload", "64"]),
+            ("set", 512, "alice", &[]),
+            ("get", 64, "mallory", &[]),
+        ];
+        for (op, count, user, args) in runs {
+            let pcap = dir.join(format!("{op}-{user}.pcap"));
+            let st = Command::new(PCAP)
+                .args([
+                    "--op",
+                    op,
+                    "--count",
+                    &count.to_string(),
+                    "--user",
+                    user,
+                    "--out",
+                ])
+                .arg(&pcap)
+                .output()?;
+            ensure!(st.status.success(), "kv-pcap: {st:?}");
+            let cfg = write(
+                &dir,
+                &format!("{op}-{user}.toml"),
+                &format!(
+                    "cores = [0]\n[port]\nbackend = \"pcap\"\npcap = \"{}\"\nrounds = {ROUNDS}\n\
+                     [net]\nip = \"10.77.1.2\"\nneighbors = [{{ ip = \"10.77.1.1\", mac = \"02:00:00:77:01:01\" }}]\n\
+                     [transport]\ntag_seed = 1\n{}\n",
+                    pcap.display(),
+                    harness::RULES
+                ),
+            )?;
+            let fin = kv_server_to_the_end(&cfg, args)?;
+            let (srv, core) = (&fin["server"], &fin["cores"][0]);
+            let requests = ROUNDS * count;
+            // Every round: the Connect, its confirmation, then the requests; each request
+            // is answered (a value, an acknowledged SET, or "denied"), and the Connect.
+            ensure!(
+                core["port"]["rx_packets"] == ROUNDS * (count + 2),
+                "{op} {user}: {fin}"
+            );
+            ensure!(
+                core["port"]["tx_packets"] == ROUNDS * (count + 1),
+                "{op} {user}: {fin}"
+            );
+            ensure!(
+                core["net"]["not_our_mac"] == 0 && core["net"]["not_our_ip"] == 0,
+                "{fin}"
+            );
+            if user == "alice" {
+                ensure!(
+                    srv[op.to_string() + "s"] == requests && srv["allowed"] == requests,
+                    "{fin}"
+                );
+                ensure!(srv["denied"] == 0 && srv["app_errors"] == 0, "{fin}");
+                ensure!(
+                    srv["set_duplicates"] == 0 && srv["set_out_of_order"] == 0,
+                    "{fin}"
+                );
+            } else {
+                ensure!(srv["denied"] == requests && srv["gets"] == 0, "{fin}");
+            }
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 fn one_error_line(bin: &str, args: &[&str], needle: &str) -> Result<()> {
