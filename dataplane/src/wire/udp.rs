@@ -87,12 +87,19 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     /// Whether the checksum is absent (0) or correct for this IPv4 source/destination.
     #[inline]
     pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
-        if self.checksum() == 0 {
-            return true;
-        }
-        let pseudo = checksum::ipv4_pseudo_header(src, dst, protocol::UDP, self.len() as u16);
-        checksum::add(pseudo, checksum::sum(self.datagram())) == 0xffff
+        checksum_ok(self.datagram(), src, dst)
     }
+}
+
+/// Whether the checksum of `datagram` (header and payload, exactly as long as its length
+/// field says) is absent (0) or correct for this IPv4 source/destination.
+#[inline]
+pub fn checksum_ok(datagram: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    if field::u16_at(datagram, off::CHECKSUM) == 0 {
+        return true;
+    }
+    let pseudo = checksum::ipv4_pseudo_header(src, dst, protocol::UDP, datagram.len() as u16);
+    checksum::add(pseudo, checksum::sum(datagram)) == 0xffff
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
